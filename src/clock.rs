@@ -1,0 +1,108 @@
+//! Clocks: where "now" comes from.
+//!
+//! A [`Clock`] returns nanoseconds since an arbitrary origin of its own. The limiter
+//! never trusts it blindly: readings are capped far below overflow, and a reading that
+//! goes backwards only makes decisions stricter (the state remembers the later time), so
+//! a misbehaving clock can never admit more than the quotas allow.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Readings are capped here (2^62 ns, about 146 years) so `now + burst*T` cannot overflow.
+/// A clock pinned at the cap behaves like a stopped clock: requests are admitted until
+/// the quotas are exhausted, then denied.
+pub(crate) const MAX_NOW_NS: u64 = 1 << 62;
+
+/// A source of monotonic time in nanoseconds.
+pub trait Clock: Send + Sync + 'static {
+    /// Nanoseconds since this clock's origin.
+    fn now_ns(&self) -> u64;
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        (**self).now_ns()
+    }
+}
+
+/// The default clock: the CPU's invariant time-stamp counter where available (via
+/// [`quanta`], a few nanoseconds per read), else the OS monotonic clock.
+#[derive(Clone)]
+pub struct MonotonicClock {
+    clock: quanta::Clock,
+    origin: u64,
+}
+
+impl fmt::Debug for MonotonicClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonotonicClock").finish_non_exhaustive()
+    }
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MonotonicClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        let clock = quanta::Clock::new();
+        let origin = clock.raw();
+        MonotonicClock { clock, origin }
+    }
+}
+
+impl Clock for MonotonicClock {
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        // +1 keeps "now" strictly above the empty state's TAT of 0.
+        self.clock.delta_as_nanos(self.origin, self.clock.raw()) + 1
+    }
+}
+
+/// A clock moved by hand, for deterministic tests. Clones share the same time.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_ratelimit::clock::{Clock, ManualClock};
+/// let clock = ManualClock::new();
+/// let t0 = clock.now_ns();
+/// clock.advance(Duration::from_millis(250));
+/// assert_eq!(clock.now_ns() - t0, 250_000_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A manual clock at time 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves time forward, saturating instead of overflowing.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(by))
+            });
+    }
+
+    /// Sets the time, forwards or backwards (to test clocks that step back).
+    pub fn set_ns(&self, ns: u64) {
+        self.0.store(ns, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}

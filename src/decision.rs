@@ -1,0 +1,163 @@
+//! [`Decision`]: everything headers and renderers need, from the state already in hand.
+//!
+//! A decision keeps the raw numbers of the check (the time it was made and every quota's
+//! TAT afterwards) and derives the rest on demand, so a check that only asks
+//! "admitted?" pays for no division, and no accessor ever reads the clock again.
+
+use std::time::Duration;
+
+use crate::quota::{MAX_QUOTAS, Quota, Quotas};
+
+/// The result of checking one request against a quota set.
+///
+/// ```
+/// use tower_ratelimit::{Quota, RateLimiter, clock::ManualClock};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let clock = ManualClock::new();
+/// let limiter = RateLimiter::with_clock(Quota::per_second(2)?, clock.clone());
+/// let d = limiter.check()?;
+/// assert!(d.is_allowed());
+/// assert_eq!(d.binding().remaining(), 1);
+/// limiter.check()?;
+/// let denied = limiter.check()?;
+/// assert!(!denied.is_allowed());
+/// assert_eq!(denied.retry_after(), Some(std::time::Duration::from_millis(500)));
+/// assert_eq!(denied.denied_by().map(|q| q.quota().limit()), Some(2));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'q> {
+    quotas: &'q Quotas,
+    /// When the decision was made, in the set's unit.
+    now: u64,
+    /// Every quota's TAT after the decision (unchanged when denied), in the set's unit.
+    tats: [u64; MAX_QUOTAS],
+    cost: u32,
+    /// `(quota index, wait in units)` when denied.
+    denied: Option<(u8, u64)>,
+}
+
+impl<'q> Decision<'q> {
+    pub(crate) fn new(
+        quotas: &'q Quotas,
+        now: u64,
+        tats: [u64; MAX_QUOTAS],
+        cost: u32,
+        denied: Option<(usize, u64)>,
+    ) -> Self {
+        Decision {
+            quotas,
+            now,
+            tats,
+            cost,
+            // MAX_QUOTAS is far below 256.
+            denied: denied.map(|(i, w)| (i as u8, w)),
+        }
+    }
+
+    /// Whether the request was admitted (and its cost consumed from every quota).
+    #[inline]
+    pub fn is_allowed(&self) -> bool {
+        self.denied.is_none()
+    }
+
+    /// The cost the request was checked with.
+    pub fn cost(&self) -> u32 {
+        self.cost
+    }
+
+    /// The quota set the decision was made against.
+    pub fn quotas(&self) -> &'q Quotas {
+        self.quotas
+    }
+
+    /// For a denied request: how long until this same request would be admitted, if no
+    /// other request consumes capacity meanwhile. `None` when admitted.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.denied.map(|(_, w)| self.to_duration(w))
+    }
+
+    /// For a denied request: the quota that refused it (the one with the longest wait).
+    pub fn denied_by(&self) -> Option<QuotaState<'q>> {
+        self.denied.map(|(i, _)| self.state(usize::from(i)))
+    }
+
+    /// The state of every quota after the decision, in the set's order.
+    pub fn states(&self) -> impl ExactSizeIterator<Item = QuotaState<'q>> + '_ {
+        (0..self.quotas.len()).map(|i| self.state(i))
+    }
+
+    /// The quota closest to exhaustion (fewest remaining requests; on a tie, the one that
+    /// takes longest to refill). For a denial it is the quota that refused.
+    pub fn binding(&self) -> QuotaState<'q> {
+        if let Some(d) = self.denied_by() {
+            return d;
+        }
+        let mut best = self.state(0);
+        for s in self.states().skip(1) {
+            if (s.remaining, std::cmp::Reverse(s.reset)) < (best.remaining, std::cmp::Reverse(best.reset)) {
+                best = s;
+            }
+        }
+        best
+    }
+
+    /// The state of quota `i`. Panics if `i` is out of range; use [`Decision::states`].
+    fn state(&self, i: usize) -> QuotaState<'q> {
+        let p = self.quotas.params[i];
+        let level = self.tats[i].saturating_sub(self.now);
+        // A clock that stepped back can leave the level above the cap: nothing remains.
+        let free = p.cap.saturating_sub(level);
+        let remaining = free / p.t;
+        // Time until one more request fits: the level must drop to cap - t.
+        let next = level.saturating_sub(p.cap - p.t);
+        QuotaState {
+            index: i,
+            quota: &self.quotas.as_slice()[i],
+            remaining,
+            reset: self.to_duration(level),
+            next_available: self.to_duration(next),
+        }
+    }
+
+    fn to_duration(&self, units: u64) -> Duration {
+        Duration::from_nanos(units.saturating_mul(1 << self.quotas.shift))
+    }
+}
+
+/// One quota's state as seen by a [`Decision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaState<'q> {
+    index: usize,
+    quota: &'q Quota,
+    remaining: u64,
+    reset: Duration,
+    next_available: Duration,
+}
+
+impl<'q> QuotaState<'q> {
+    /// Position of the quota in its set.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The quota.
+    pub fn quota(&self) -> &'q Quota {
+        self.quota
+    }
+
+    /// Whole requests (of cost 1) that would be admitted right now, one after another.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Time until the quota is fully restored (its whole burst available again).
+    pub fn reset(&self) -> Duration {
+        self.reset
+    }
+
+    /// Time until at least one more request of cost 1 fits (zero if one fits now).
+    pub fn next_available(&self) -> Duration {
+        self.next_available
+    }
+}

@@ -1,0 +1,44 @@
+//! Errors of a check (as opposed to a denial, which is a normal [`Decision`](crate::Decision)).
+
+use std::fmt;
+
+/// Why a request could not be decided. A denial is not an error: it is a
+/// [`Decision`](crate::Decision) whose [`is_allowed`](crate::Decision::is_allowed) is false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The request's cost was 0; every request costs at least 1.
+    ZeroCost,
+    /// The cost exceeds a quota's burst, so no amount of waiting would admit it
+    /// (distinct from "not yet").
+    CostExceedsBurst {
+        /// The cost asked for.
+        cost: u32,
+        /// The largest cost the set can ever admit (its smallest burst).
+        max_cost: u32,
+    },
+    /// A keyed limiter is tracking its maximum number of keys and none has expired yet,
+    /// so a new key cannot be tracked.
+    TooManyKeys {
+        /// The configured maximum.
+        max_keys: usize,
+    },
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroCost => f.write_str("request cost must be at least 1"),
+            Self::CostExceedsBurst { cost, max_cost } => write!(
+                f,
+                "request cost {cost} exceeds the largest burst the quotas allow ({max_cost}); it can never be admitted"
+            ),
+            Self::TooManyKeys { max_keys } => write!(
+                f,
+                "the limiter already tracks its maximum of {max_keys} keys"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}

@@ -1,0 +1,231 @@
+//! Lock-free per-key state: one atomic word per key, updated by compare-and-swap.
+//!
+//! # Why one word
+//!
+//! A quota set must be all-or-nothing: admitted only if every quota admits, consuming
+//! from all or none. With one atomic per quota, two requests could each win some quotas
+//! and lose others, and undoing a half-applied update races with the requests that saw
+//! it, so denials would no longer be explainable by any order of the requests. Keeping
+//! the whole set's state in a single word makes every decision one CAS: the linearisation
+//! point is exact and a denied request never writes.
+//!
+//! * One quota: an `AtomicU64` holding the TAT in nanoseconds.
+//! * Two to four quotas: an `AtomicU128` (cmpxchg16b on x86-64, casp/ldxp on AArch64)
+//!   holding a 64-bit *base* (the time of the latest admission) and, packed into the other
+//!   64 bits, each quota's level `TAT_i - base`, which GCRA bounds by `burst_i * T_i`. The
+//!   set picks the finest time unit in which those levels fit (see
+//!   [`Quotas::resolution`](crate::Quotas::resolution)).
+//!
+//! Packing is exact, not an approximation: after any admission every TAT is at least the
+//! base (it is `max(TAT, now) + cost*T > now = base`, or grows further when a slower
+//! thread's `now` is behind the base), so decoding `base + level` gives back precisely the
+//! TATs a plain per-quota model would hold. The property tests check this.
+//!
+//! A zero word is the empty state (every TAT at 0, which is in the past). The all-ones
+//! word is a tombstone written by reclamation: a cell holding it is being removed from
+//! its map and must not be updated.
+
+use portable_atomic::AtomicU128;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::gcra::{Verdict, decide, decide_one};
+use crate::quota::{MAX_QUOTAS, Params, Quotas};
+
+/// What a cell reports for one check: TATs after it, and the denial if any.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Raw {
+    pub(crate) tats: [u64; MAX_QUOTAS],
+    pub(crate) denied: Option<(usize, u64)>,
+}
+
+/// One key's state.
+pub(crate) trait Cell: Default + Send + Sync + 'static {
+    /// Decides and, if admitted, stores. `None` if the cell is a tombstone.
+    fn check(&self, quotas: &Quotas, now: u64, cost: u64) -> Option<Raw>;
+    /// Turns an expired cell (every TAT at or before `now`) into a tombstone.
+    fn try_reap(&self, quotas: &Quotas, now: u64) -> bool;
+    /// Whether the cell is a tombstone.
+    fn is_dead(&self) -> bool;
+}
+
+/// State of a single-quota set: the TAT.
+#[derive(Debug, Default)]
+pub(crate) struct Cell64(AtomicU64);
+
+const DEAD64: u64 = u64::MAX;
+
+impl Cell for Cell64 {
+    #[inline]
+    fn check(&self, quotas: &Quotas, now: u64, cost: u64) -> Option<Raw> {
+        let p = &quotas.params[0];
+        let mut cur = self.0.load(Relaxed);
+        loop {
+            if cur == DEAD64 {
+                return None;
+            }
+            match decide_one(p, now, cur, cost) {
+                Err(wait) => {
+                    return Some(Raw {
+                        tats: [cur, 0, 0, 0],
+                        denied: Some((0, wait)),
+                    });
+                }
+                Ok(next) => match self.0.compare_exchange_weak(cur, next, Relaxed, Relaxed) {
+                    Ok(_) => {
+                        return Some(Raw {
+                            tats: [next, 0, 0, 0],
+                            denied: None,
+                        });
+                    }
+                    Err(actual) => cur = actual,
+                },
+            }
+        }
+    }
+
+    fn try_reap(&self, _: &Quotas, now: u64) -> bool {
+        let cur = self.0.load(Relaxed);
+        cur != DEAD64
+            && cur <= now
+            && self
+                .0
+                .compare_exchange(cur, DEAD64, Relaxed, Relaxed)
+                .is_ok()
+    }
+
+    fn is_dead(&self) -> bool {
+        self.0.load(Relaxed) == DEAD64
+    }
+}
+
+/// State of a multi-quota set: `base << 64 | packed levels`.
+#[derive(Debug, Default)]
+pub(crate) struct Cell128(AtomicU128);
+
+const DEAD128: u128 = u128::MAX;
+
+#[inline]
+fn mask(width: u32) -> u64 {
+    if width >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    }
+}
+
+#[inline]
+fn unpack(params: &[Params], word: u128) -> (u64, [u64; MAX_QUOTAS]) {
+    let base = (word >> 64) as u64;
+    let levels = word as u64;
+    let mut tats = [0u64; MAX_QUOTAS];
+    for (t, p) in tats.iter_mut().zip(params) {
+        *t = base + ((levels >> p.offset) & mask(p.width));
+    }
+    (base, tats)
+}
+
+#[inline]
+fn pack(params: &[Params], base: u64, tats: &[u64; MAX_QUOTAS]) -> u128 {
+    let mut levels = 0u64;
+    for (t, p) in tats.iter().zip(params) {
+        let level = t - base;
+        debug_assert!(level <= p.cap, "level fits its field by the GCRA bound");
+        levels |= level << p.offset;
+    }
+    (u128::from(base) << 64) | u128::from(levels)
+}
+
+impl Cell for Cell128 {
+    #[inline]
+    fn check(&self, quotas: &Quotas, now: u64, cost: u64) -> Option<Raw> {
+        let params = quotas.params();
+        let mut cur = self.0.load(Relaxed);
+        loop {
+            if cur == DEAD128 {
+                return None;
+            }
+            let (base, tats) = unpack(params, cur);
+            match decide(params, now, &tats[..params.len()], cost) {
+                Verdict::Deny { quota, wait } => {
+                    return Some(Raw {
+                        tats,
+                        denied: Some((quota, wait)),
+                    });
+                }
+                Verdict::Admit(next) => {
+                    // The base only moves forward, so a thread whose clock read lags
+                    // cannot pull other quotas' levels out of their fields.
+                    let word = pack(params, base.max(now), &next);
+                    match self.0.compare_exchange_weak(cur, word, Relaxed, Relaxed) {
+                        Ok(_) => {
+                            return Some(Raw {
+                                tats: next,
+                                denied: None,
+                            });
+                        }
+                        Err(actual) => cur = actual,
+                    }
+                }
+            }
+        }
+    }
+
+    fn try_reap(&self, quotas: &Quotas, now: u64) -> bool {
+        let cur = self.0.load(Relaxed);
+        if cur == DEAD128 {
+            return false;
+        }
+        let params = quotas.params();
+        let (_, tats) = unpack(params, cur);
+        tats[..params.len()].iter().all(|&t| t <= now)
+            && self
+                .0
+                .compare_exchange(cur, DEAD128, Relaxed, Relaxed)
+                .is_ok()
+    }
+
+    fn is_dead(&self) -> bool {
+        self.0.load(Relaxed) == DEAD128
+    }
+}
+
+/// Whether 128-bit atomics are native (lock-free) on this machine.
+#[cfg(test)]
+pub(crate) fn wide_is_lock_free() -> bool {
+    AtomicU128::is_lock_free()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quota;
+
+    #[test]
+    fn pack_roundtrip() {
+        let set = Quotas::claid();
+        let p = set.params();
+        let tats = [1000 + p[0].cap, 1000 + p[1].cap, 0, 0];
+        let (base, back) = unpack(p, pack(p, 1000, &tats));
+        assert_eq!(base, 1000);
+        assert_eq!(back, tats);
+    }
+
+    #[test]
+    fn wide_atomics_are_native_here() {
+        // On x86-64 and AArch64 the multi-quota path must not fall back to locks.
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            assert!(wide_is_lock_free());
+        }
+    }
+
+    #[test]
+    fn reap_only_expired() {
+        let set = Quotas::from(Quota::per_second(1).expect("valid"));
+        let c = Cell64::default();
+        assert!(c.check(&set, 10, 1).is_some());
+        assert!(!c.try_reap(&set, 11), "still holds a TAT in the future");
+        assert!(c.try_reap(&set, 10 + 1_000_000_000));
+        assert!(c.is_dead());
+        assert!(c.check(&set, 10, 1).is_none(), "a tombstone is never updated");
+    }
+}

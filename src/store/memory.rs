@@ -1,0 +1,340 @@
+//! The in-process store: lock-free, allocation-free on the check path.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use crate::clock::{Clock, MAX_NOW_NS, MonotonicClock};
+use crate::decision::Decision;
+use crate::error::CheckError;
+use crate::quota::Quotas;
+use crate::state::{Cell, Cell64, Cell128, Raw};
+
+type Map<K, V> = papaya::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Rejects costs that are zero or above the set's smallest burst, in one comparison.
+#[inline]
+fn check_cost(quotas: &Quotas, cost: u32) -> Result<(), CheckError> {
+    if cost.wrapping_sub(1) < quotas.min_burst {
+        Ok(())
+    } else if cost == 0 {
+        Err(CheckError::ZeroCost)
+    } else {
+        Err(CheckError::CostExceedsBurst {
+            cost,
+            max_cost: quotas.min_burst,
+        })
+    }
+}
+
+/// The clock reading in the set's unit, capped far from overflow.
+#[inline]
+fn now_units<C: Clock>(clock: &C, quotas: &Quotas) -> u64 {
+    clock.now_ns().min(MAX_NOW_NS) >> quotas.shift
+}
+
+#[inline]
+fn decision(quotas: &Quotas, now: u64, raw: Raw, cost: u32) -> Decision<'_> {
+    Decision::new(quotas, now, raw.tats, cost, raw.denied)
+}
+
+enum DirectCell {
+    One(Cell64),
+    Many(Cell128),
+}
+
+impl DirectCell {
+    fn for_set(quotas: &Quotas) -> Self {
+        if quotas.len() == 1 {
+            Self::One(Cell64::default())
+        } else {
+            Self::Many(Cell128::default())
+        }
+    }
+}
+
+/// One limit for everything (a "direct" limiter): one state, no key.
+///
+/// ```
+/// use tower_ratelimit::{Quotas, RateLimiter};
+/// let limiter = RateLimiter::new(Quotas::claid());
+/// let admitted = (0..10).filter(|_| limiter.check().unwrap().is_allowed()).count();
+/// assert_eq!(admitted, 4, "the 4-per-second burst");
+/// ```
+pub struct RateLimiter<C = MonotonicClock> {
+    quotas: Quotas,
+    cell: DirectCell,
+    clock: C,
+}
+
+impl<C> fmt::Debug for RateLimiter<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("quotas", &self.quotas)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter<MonotonicClock> {
+    /// A limiter over `quotas` (a [`Quota`](crate::Quota) or a [`Quotas`] set) on the
+    /// default monotonic clock.
+    pub fn new(quotas: impl Into<Quotas>) -> Self {
+        Self::with_clock(quotas, MonotonicClock::new())
+    }
+}
+
+impl<C: Clock> RateLimiter<C> {
+    /// A limiter on the given clock.
+    pub fn with_clock(quotas: impl Into<Quotas>, clock: C) -> Self {
+        let quotas = quotas.into();
+        RateLimiter {
+            cell: DirectCell::for_set(&quotas),
+            quotas,
+            clock,
+        }
+    }
+
+    /// Checks one request of cost 1.
+    #[inline]
+    pub fn check(&self) -> Result<Decision<'_>, CheckError> {
+        self.check_n(1)
+    }
+
+    /// Checks one request of cost `cost` (its weight in every quota).
+    #[inline]
+    pub fn check_n(&self, cost: u32) -> Result<Decision<'_>, CheckError> {
+        check_cost(&self.quotas, cost)?;
+        let now = now_units(&self.clock, &self.quotas);
+        let raw = match &self.cell {
+            DirectCell::One(c) => c.check(&self.quotas, now, u64::from(cost)),
+            DirectCell::Many(c) => c.check(&self.quotas, now, u64::from(cost)),
+        };
+        // A direct cell is never reaped, so it is never a tombstone.
+        let raw = raw.unwrap_or_else(|| unreachable!("direct cells are never reaped"));
+        Ok(decision(&self.quotas, now, raw, cost))
+    }
+
+    /// The quota set.
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
+
+enum Table<K> {
+    One(Map<K, Cell64>),
+    Many(Map<K, Cell128>),
+}
+
+/// One state per client key (IP, API key, any `Hash + Eq + Clone` key) over a lock-free
+/// concurrent map.
+///
+/// Memory stays bounded without a cleanup thread: a key whose state has become
+/// equivalent to "never seen" (every quota fully restored) is reclaimed by sweeps that
+/// run as part of inserting new keys, amortised to O(1) per insert. An optional cap
+/// ([`KeyedRateLimiter::with_max_keys`]) bounds the number of tracked keys under a flood
+/// of distinct keys: at the cap, expired keys are swept (at most once per sweep
+/// interval), and if none can be freed the new key gets [`CheckError::TooManyKeys`]
+/// rather than evicting a live key, which would reset that client's limit.
+///
+/// ```
+/// use tower_ratelimit::{KeyedRateLimiter, Quota};
+/// let limiter = KeyedRateLimiter::new(Quota::per_second(1).unwrap());
+/// assert!(limiter.check_key(&"alice").unwrap().is_allowed());
+/// assert!(!limiter.check_key(&"alice").unwrap().is_allowed());
+/// assert!(limiter.check_key(&"bob").unwrap().is_allowed(), "keys are independent");
+/// ```
+pub struct KeyedRateLimiter<K, C = MonotonicClock> {
+    quotas: Quotas,
+    table: Table<K>,
+    clock: C,
+    max_keys: Option<usize>,
+    inserts_since_sweep: AtomicUsize,
+    sweeping: AtomicBool,
+    last_sweep_ns: AtomicU64,
+    sweep_interval_ns: u64,
+}
+
+impl<K, C> fmt::Debug for KeyedRateLimiter<K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimiter")
+            .field("quotas", &self.quotas)
+            .field("max_keys", &self.max_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sweeps triggered by growth wait for at least this many inserts.
+const MIN_SWEEP_INSERTS: usize = 4096;
+
+impl<K> KeyedRateLimiter<K, MonotonicClock>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    /// A keyed limiter over `quotas` on the default clock.
+    pub fn new(quotas: impl Into<Quotas>) -> Self {
+        Self::with_clock(quotas, MonotonicClock::new())
+    }
+}
+
+impl<K, C> KeyedRateLimiter<K, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock,
+{
+    /// A keyed limiter on the given clock.
+    pub fn with_clock(quotas: impl Into<Quotas>, clock: C) -> Self {
+        let quotas = quotas.into();
+        let table = if quotas.len() == 1 {
+            Table::One(Map::with_hasher(Default::default()))
+        } else {
+            Table::Many(Map::with_hasher(Default::default()))
+        };
+        // A key inserted now is usually reclaimable one emission interval later; at the
+        // cap, sweeping more often than that frees nothing and costs O(keys).
+        let longest_t = quotas
+            .iter()
+            .map(|q| q.t_ns())
+            .max()
+            .unwrap_or(1_000_000_000);
+        KeyedRateLimiter {
+            quotas,
+            table,
+            clock,
+            max_keys: None,
+            inserts_since_sweep: AtomicUsize::new(0),
+            sweeping: AtomicBool::new(false),
+            last_sweep_ns: AtomicU64::new(0),
+            sweep_interval_ns: longest_t.clamp(1_000_000, 1_000_000_000),
+        }
+    }
+
+    /// Caps the number of tracked keys (see the type's docs for what happens at the cap).
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = Some(max_keys);
+        self
+    }
+
+    /// Checks one request of cost 1 for `key`.
+    #[inline]
+    pub fn check_key(&self, key: &K) -> Result<Decision<'_>, CheckError> {
+        self.check_key_n(key, 1)
+    }
+
+    /// Checks one request of cost `cost` for `key`.
+    #[inline]
+    pub fn check_key_n(&self, key: &K, cost: u32) -> Result<Decision<'_>, CheckError> {
+        check_cost(&self.quotas, cost)?;
+        let now_ns = self.clock.now_ns().min(MAX_NOW_NS);
+        let now = now_ns >> self.quotas.shift;
+        let raw = match &self.table {
+            Table::One(map) => self.check_in(map, key, now_ns, now, cost)?,
+            Table::Many(map) => self.check_in(map, key, now_ns, now, cost)?,
+        };
+        Ok(decision(&self.quotas, now, raw, cost))
+    }
+
+    #[inline]
+    fn check_in<V: Cell>(
+        &self,
+        map: &Map<K, V>,
+        key: &K,
+        now_ns: u64,
+        now: u64,
+        cost: u32,
+    ) -> Result<Raw, CheckError> {
+        let map = map.pin();
+        loop {
+            let cell = match map.get(key) {
+                Some(cell) => cell,
+                None => {
+                    self.make_room(map.map(), now_ns, now)?;
+                    map.get_or_insert_with(key.clone(), V::default)
+                }
+            };
+            match cell.check(&self.quotas, now, u64::from(cost)) {
+                Some(raw) => return Ok(raw),
+                // A sweep is removing this cell; help it, then start afresh. Its state had
+                // expired, so the fresh cell is equivalent.
+                None => {
+                    let _ = map.remove_if(key, |_, v| v.is_dead());
+                }
+            }
+        }
+    }
+
+    /// Runs before a new key is inserted: keeps the map bounded.
+    fn make_room<V: Cell>(&self, map: &Map<K, V>, now_ns: u64, now: u64) -> Result<(), CheckError> {
+        let len = map.len();
+        let inserts = self.inserts_since_sweep.fetch_add(1, Relaxed) + 1;
+        if inserts >= (len / 2).max(MIN_SWEEP_INSERTS) {
+            self.sweep(map, now_ns, now);
+        }
+        if let Some(max_keys) = self.max_keys
+            && len >= max_keys
+        {
+            let last = self.last_sweep_ns.load(Relaxed);
+            if now_ns >= last.saturating_add(self.sweep_interval_ns) {
+                self.sweep(map, now_ns, now);
+            }
+            if map.len() >= max_keys {
+                return Err(CheckError::TooManyKeys { max_keys });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every key whose state equals "never seen". One sweeper at a time; others
+    /// skip rather than wait.
+    fn sweep<V: Cell>(&self, map: &Map<K, V>, now_ns: u64, now: u64) {
+        if self.sweeping.swap(true, Relaxed) {
+            return;
+        }
+        self.inserts_since_sweep.store(0, Relaxed);
+        self.last_sweep_ns.store(now_ns, Relaxed);
+        let map = map.pin();
+        for (key, cell) in map.iter() {
+            if cell.try_reap(&self.quotas, now) {
+                let _ = map.remove_if(key, |_, v| v.is_dead());
+            }
+        }
+        self.sweeping.store(false, Relaxed);
+    }
+
+    /// Reclaims every expired key now (normally not needed: inserts do it as they go).
+    pub fn reclaim(&self) {
+        let now_ns = self.clock.now_ns().min(MAX_NOW_NS);
+        let now = now_ns >> self.quotas.shift;
+        match &self.table {
+            Table::One(map) => self.sweep(map, now_ns, now),
+            Table::Many(map) => self.sweep(map, now_ns, now),
+        }
+    }
+
+    /// Number of keys currently tracked.
+    pub fn len(&self) -> usize {
+        match &self.table {
+            Table::One(map) => map.len(),
+            Table::Many(map) => map.len(),
+        }
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The quota set.
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+}
