@@ -28,6 +28,13 @@ use crate::quota::{MAX_QUOTAS, Quota, Quotas};
 #[derive(Debug, Clone, Copy)]
 pub struct Decision<'q> {
     quotas: &'q Quotas,
+    outcome: Outcome,
+}
+
+/// A [`Decision`] without its quota set: plain numbers, `Copy` and `'static`, for stores
+/// that answer asynchronously (the set is re-attached with [`Outcome::decision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
     /// When the decision was made, in the set's unit.
     now: u64,
     /// Every quota's TAT after the decision (unchanged when denied), in the set's unit.
@@ -35,6 +42,38 @@ pub struct Decision<'q> {
     cost: u32,
     /// `(quota index, wait in units)` when denied.
     denied: Option<(u8, u64)>,
+}
+
+impl Outcome {
+    /// Builds an outcome from a store's raw numbers, all in the set's unit.
+    pub(crate) fn new(
+        now: u64,
+        tats: [u64; MAX_QUOTAS],
+        cost: u32,
+        denied: Option<(usize, u64)>,
+    ) -> Self {
+        Outcome {
+            now,
+            tats,
+            cost,
+            // MAX_QUOTAS is far below 256.
+            denied: denied.map(|(i, w)| (i as u8, w)),
+        }
+    }
+
+    /// Whether the request was admitted.
+    #[inline]
+    pub fn is_allowed(&self) -> bool {
+        self.denied.is_none()
+    }
+
+    /// Re-attaches the quota set the outcome was decided against.
+    pub fn decision(self, quotas: &Quotas) -> Decision<'_> {
+        Decision {
+            quotas,
+            outcome: self,
+        }
+    }
 }
 
 impl<'q> Decision<'q> {
@@ -45,25 +84,23 @@ impl<'q> Decision<'q> {
         cost: u32,
         denied: Option<(usize, u64)>,
     ) -> Self {
-        Decision {
-            quotas,
-            now,
-            tats,
-            cost,
-            // MAX_QUOTAS is far below 256.
-            denied: denied.map(|(i, w)| (i as u8, w)),
-        }
+        Outcome::new(now, tats, cost, denied).decision(quotas)
+    }
+
+    /// The numbers behind this decision, without the borrow of the quota set.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
     }
 
     /// Whether the request was admitted (and its cost consumed from every quota).
     #[inline]
     pub fn is_allowed(&self) -> bool {
-        self.denied.is_none()
+        self.outcome.denied.is_none()
     }
 
     /// The cost the request was checked with.
     pub fn cost(&self) -> u32 {
-        self.cost
+        self.outcome.cost
     }
 
     /// The quota set the decision was made against.
@@ -74,12 +111,12 @@ impl<'q> Decision<'q> {
     /// For a denied request: how long until this same request would be admitted, if no
     /// other request consumes capacity meanwhile. `None` when admitted.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.denied.map(|(_, w)| self.to_duration(w))
+        self.outcome.denied.map(|(_, w)| self.units_to_duration(w))
     }
 
     /// For a denied request: the quota that refused it (the one with the longest wait).
     pub fn denied_by(&self) -> Option<QuotaState<'q>> {
-        self.denied.map(|(i, _)| self.state(usize::from(i)))
+        self.outcome.denied.map(|(i, _)| self.state(usize::from(i)))
     }
 
     /// The state of every quota after the decision, in the set's order.
@@ -95,7 +132,9 @@ impl<'q> Decision<'q> {
         }
         let mut best = self.state(0);
         for s in self.states().skip(1) {
-            if (s.remaining, std::cmp::Reverse(s.reset)) < (best.remaining, std::cmp::Reverse(best.reset)) {
+            if (s.remaining, std::cmp::Reverse(s.reset))
+                < (best.remaining, std::cmp::Reverse(best.reset))
+            {
                 best = s;
             }
         }
@@ -105,7 +144,7 @@ impl<'q> Decision<'q> {
     /// The state of quota `i`. Panics if `i` is out of range; use [`Decision::states`].
     fn state(&self, i: usize) -> QuotaState<'q> {
         let p = self.quotas.params[i];
-        let level = self.tats[i].saturating_sub(self.now);
+        let level = self.outcome.tats[i].saturating_sub(self.outcome.now);
         // A clock that stepped back can leave the level above the cap: nothing remains.
         let free = p.cap.saturating_sub(level);
         let remaining = free / p.t;
@@ -115,12 +154,12 @@ impl<'q> Decision<'q> {
             index: i,
             quota: &self.quotas.as_slice()[i],
             remaining,
-            reset: self.to_duration(level),
-            next_available: self.to_duration(next),
+            reset: self.units_to_duration(level),
+            next_available: self.units_to_duration(next),
         }
     }
 
-    fn to_duration(&self, units: u64) -> Duration {
+    fn units_to_duration(&self, units: u64) -> Duration {
         Duration::from_nanos(units.saturating_mul(1 << self.quotas.shift))
     }
 }

@@ -22,7 +22,7 @@ pub mod quota;
 mod state;
 pub mod store;
 
-pub use decision::{Decision, QuotaState};
+pub use decision::{Decision, Outcome, QuotaState};
 pub use error::CheckError;
 pub use quota::{Quota, QuotaError, Quotas};
 pub use store::memory::{KeyedRateLimiter, RateLimiter};

@@ -476,16 +476,10 @@ mod tests {
         );
         assert_eq!(Quotas::new([]), Err(QuotaError::EmptySet));
         let q = Quota::per_second(1).expect("valid");
-        assert_eq!(
-            Quotas::new(vec![q; 5]),
-            Err(QuotaError::TooManyQuotas(5))
-        );
+        assert_eq!(Quotas::new(vec![q; 5]), Err(QuotaError::TooManyQuotas(5)));
         let wide = Quota::per_hour(u32::MAX).and_then(|q| q.with_burst(u32::MAX));
         let wide = wide.expect("valid alone");
-        assert_eq!(
-            Quotas::new(vec![wide; 3]),
-            Err(QuotaError::SetTooWide)
-        );
+        assert_eq!(Quotas::new(vec![wide; 3]), Err(QuotaError::SetTooWide));
         // Errors render as sentences, not panics.
         assert!(QuotaError::SetTooWide.to_string().contains("fewer quotas"));
     }

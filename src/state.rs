@@ -226,6 +226,9 @@ mod tests {
         assert!(!c.try_reap(&set, 11), "still holds a TAT in the future");
         assert!(c.try_reap(&set, 10 + 1_000_000_000));
         assert!(c.is_dead());
-        assert!(c.check(&set, 10, 1).is_none(), "a tombstone is never updated");
+        assert!(
+            c.check(&set, 10, 1).is_none(),
+            "a tombstone is never updated"
+        );
     }
 }
