@@ -42,3 +42,41 @@ impl fmt::Display for CheckError {
 }
 
 impl std::error::Error for CheckError {}
+
+/// Why a [`Store`](crate::store::Store) could not decide.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The request itself cannot be decided (bad cost, key cap reached).
+    Check(CheckError),
+    /// The backing service did not answer within its timeout.
+    Timeout,
+    /// The backing service failed or is unreachable.
+    Unavailable(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Check(e) => e.fmt(f),
+            Self::Timeout => f.write_str("rate-limit store timed out"),
+            Self::Unavailable(e) => write!(f, "rate-limit store unavailable: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Check(e) => Some(e),
+            Self::Timeout => None,
+            Self::Unavailable(e) => Some(&**e),
+        }
+    }
+}
+
+impl From<CheckError> for StoreError {
+    fn from(e: CheckError) -> Self {
+        Self::Check(e)
+    }
+}

@@ -18,11 +18,13 @@ pub mod clock;
 mod decision;
 mod error;
 mod gcra;
+pub mod headers;
 pub mod quota;
+pub mod render;
 mod state;
 pub mod store;
 
 pub use decision::{Decision, Outcome, QuotaState};
-pub use error::CheckError;
+pub use error::{CheckError, StoreError};
 pub use quota::{Quota, QuotaError, Quotas};
 pub use store::memory::{KeyedRateLimiter, RateLimiter};

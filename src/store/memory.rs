@@ -5,10 +5,11 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::clock::{Clock, MAX_NOW_NS, MonotonicClock};
-use crate::decision::Decision;
-use crate::error::CheckError;
+use crate::decision::{Decision, Outcome};
+use crate::error::{CheckError, StoreError};
 use crate::quota::Quotas;
 use crate::state::{Cell, Cell64, Cell128, Raw};
+use crate::store::{Check, Store, Tier, Tiers};
 
 type Map<K, V> = papaya::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -336,5 +337,92 @@ where
     /// The clock.
     pub fn clock(&self) -> &C {
         &self.clock
+    }
+}
+
+/// The in-process [`Store`]: one [`KeyedRateLimiter`] per tier.
+///
+/// ```
+/// use tower_ratelimit::{Quota, Quotas, store::{Check, Store, Tier, Tiers, memory::MemoryStore}};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new(Tiers::new(Quotas::claid()).with(Quota::per_second(40)?));
+/// let Check::Ready(Ok(outcome)) = store.check(&"free-user", Tier(0), 1) else { unreachable!() };
+/// assert!(outcome.is_allowed());
+/// assert_eq!(outcome.decision(store.quotas(Tier(0))).binding().remaining(), 3);
+/// # Ok(()) }
+/// ```
+pub struct MemoryStore<K, C = MonotonicClock> {
+    tiers: Tiers,
+    limiters: Vec<KeyedRateLimiter<K, C>>,
+}
+
+impl<K, C> fmt::Debug for MemoryStore<K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("tiers", &self.tiers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> MemoryStore<K, MonotonicClock>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    /// A store for `tiers` (or a single [`Quotas`] set) on the default clock.
+    pub fn new(tiers: impl Into<Tiers>) -> Self {
+        Self::with_clock(tiers, MonotonicClock::new())
+    }
+}
+
+impl<K, C> MemoryStore<K, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock + Clone,
+{
+    /// A store on the given clock (shared by every tier).
+    pub fn with_clock(tiers: impl Into<Tiers>, clock: C) -> Self {
+        let tiers = tiers.into();
+        let limiters = tiers
+            .iter()
+            .map(|q| KeyedRateLimiter::with_clock(q.clone(), clock.clone()))
+            .collect();
+        MemoryStore { tiers, limiters }
+    }
+
+    /// Caps the keys tracked per tier (see [`KeyedRateLimiter::with_max_keys`]).
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.limiters = self
+            .limiters
+            .into_iter()
+            .map(|l| l.with_max_keys(max_keys))
+            .collect();
+        self
+    }
+
+    /// The limiter of `tier` (the default tier's if unknown).
+    pub fn limiter(&self, tier: Tier) -> &KeyedRateLimiter<K, C> {
+        self.limiters.get(tier.0).unwrap_or(&self.limiters[0])
+    }
+}
+
+impl<K, C> Store<K> for MemoryStore<K, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock + Clone,
+{
+    type Future = std::future::Ready<Result<Outcome, StoreError>>;
+
+    #[inline]
+    fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<Self::Future> {
+        Check::Ready(
+            self.limiter(tier)
+                .check_key_n(key, cost)
+                .map(|d| d.outcome())
+                .map_err(StoreError::from),
+        )
+    }
+
+    fn tiers(&self) -> &Tiers {
+        &self.tiers
     }
 }
