@@ -14,6 +14,8 @@
 //!
 //! See [`quota`] for the algorithm, its exact bound and how it differs from fixed windows.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod clock;
 mod decision;
 mod error;

@@ -29,6 +29,10 @@ use portable_atomic::AtomicU128;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::gcra::{Verdict, decide, decide_one};
+
+// Reservations (booking a future slot) for client-side pacing; additive, see the file.
+#[cfg(feature = "client")]
+pub(crate) mod reserve;
 use crate::quota::{MAX_QUOTAS, Params, Quotas};
 
 /// What a cell reports for one check: TATs after it, and the denial if any.

@@ -1,0 +1,266 @@
+//! The pacer: per-key reservations over a quota set, shared by every clone of a layer.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use super::PaceError;
+use super::clock::TokioClock;
+use crate::clock::{Clock, MAX_NOW_NS};
+use crate::error::CheckError;
+use crate::quota::Quotas;
+use crate::state::reserve::{Booking, NotBooked};
+use crate::state::{Cell, Cell128};
+
+type Map<K> = papaya::HashMap<K, Arc<Cell128>, foldhash::fast::RandomState>;
+
+/// Keys tracked before inserts start sweeping expired ones.
+const SWEEP_FLOOR: usize = 1024;
+
+/// Books slots in the future for outgoing requests: one state per key (host, API key),
+/// the same multi-quota GCRA as the server side, but a request that is not admitted now
+/// is given the earliest admission time instead of a denial.
+///
+/// Callers are served in booking order (FIFO) and each wakes exactly when its slot
+/// comes, so nobody is woken just to be refused (no thundering herd). Dropping a
+/// [`Reservation`] before its time gives the slot back when that is safe (see
+/// [`Reservation`]).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use tower_ratelimit::{Quotas, client::Pacer};
+/// let pacer = Pacer::new(Quotas::claid());
+/// let mut waits = Vec::new();
+/// for _ in 0..6 {
+///     waits.push(pacer.reserve(&"api-key", 1, None).unwrap().wait());
+/// }
+/// // Claid allows a burst of 4, then one every 250 ms.
+/// assert_eq!(waits[3], Duration::ZERO);
+/// assert_eq!(waits[5], Duration::from_millis(500));
+/// # }
+/// ```
+pub struct Pacer<K, C = TokioClock> {
+    quotas: Quotas,
+    map: Map<K>,
+    clock: C,
+    inserts: AtomicUsize,
+}
+
+impl<K, C> fmt::Debug for Pacer<K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pacer")
+            .field("quotas", &self.quotas)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> Pacer<K, TokioClock>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+{
+    /// A pacer over `quotas` on tokio's clock.
+    pub fn new(quotas: impl Into<Quotas>) -> Arc<Self> {
+        Self::with_clock(quotas, TokioClock::new())
+    }
+}
+
+impl<K, C> Pacer<K, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock,
+{
+    /// A pacer on the given clock. The pacer sleeps with tokio timers, so a clock that
+    /// runs at tokio's pace ([`TokioClock`], the default) keeps waits exact.
+    pub fn with_clock(quotas: impl Into<Quotas>, clock: C) -> Arc<Self> {
+        Arc::new(Pacer {
+            quotas: quotas.into(),
+            map: Map::with_hasher(Default::default()),
+            clock,
+            inserts: AtomicUsize::new(0),
+        })
+    }
+
+    /// The quota set.
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
+    }
+
+    /// Number of keys tracked.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.clock.now_ns().min(MAX_NOW_NS)
+    }
+
+    fn cell(&self, key: &K, now: u64) -> Arc<Cell128> {
+        let map = self.map.pin();
+        if let Some(c) = map.get(key) {
+            return c.clone();
+        }
+        let len = map.len();
+        if len >= SWEEP_FLOOR && self.inserts.fetch_add(1, Relaxed) >= len / 2 {
+            self.inserts.store(0, Relaxed);
+            for (k, c) in map.iter() {
+                if c.try_reap(&self.quotas, now) {
+                    let _ = map.remove_if(k, |_, v| v.is_dead());
+                }
+            }
+        }
+        map.get_or_insert_with(key.clone(), Default::default).clone()
+    }
+
+    /// Books a slot of `cost` for `key`: the returned [`Reservation`] says how long to
+    /// wait before sending. With `max_wait`, a slot further away than that is not booked
+    /// and [`PaceError::WouldWait`] is returned instead.
+    pub fn reserve(
+        self: &Arc<Self>,
+        key: &K,
+        cost: u32,
+        max_wait: Option<Duration>,
+    ) -> Result<Reservation<K, C>, PaceError> {
+        if cost == 0 {
+            return Err(PaceError::Cost(CheckError::ZeroCost));
+        }
+        if cost > self.quotas.max_cost() {
+            return Err(PaceError::Cost(CheckError::CostExceedsBurst {
+                cost,
+                max_cost: self.quotas.max_cost(),
+            }));
+        }
+        let shift = self.quotas.shift;
+        let max_units = max_wait.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX) >> shift
+        });
+        loop {
+            let now_ns = self.now_ns();
+            let now = now_ns >> shift;
+            let cell = self.cell(key, now);
+            match cell.reserve(&self.quotas, now, u64::from(cost), max_units) {
+                Ok(booking) => {
+                    let wait = Duration::from_nanos((booking.at << shift).saturating_sub(now_ns));
+                    return Ok(Reservation {
+                        pacer: Arc::clone(self),
+                        cell,
+                        booking,
+                        wait,
+                        armed: true,
+                    });
+                }
+                Err(NotBooked::TooLong(units)) => {
+                    return Err(PaceError::WouldWait {
+                        wait: Duration::from_nanos(units << shift),
+                        max_wait: max_wait.unwrap_or(Duration::MAX),
+                    });
+                }
+                // Being reclaimed: its state had expired, so a fresh cell is equivalent.
+                Err(NotBooked::Dead) => {
+                    let _ = self.map.pin().remove_if(key, |_, v| v.is_dead());
+                }
+            }
+        }
+    }
+
+    /// Admits nothing for `key` before `delay` from now (e.g. the server said
+    /// `remaining=0` with a reset, or sent `Retry-After`). Afterwards admissions resume
+    /// at the rate of the set's fastest-refilling quota.
+    pub fn hold(&self, key: &K, delay: Duration) {
+        let shift = self.quotas.shift;
+        let now_ns = self.now_ns();
+        let delay_ns = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        let until = now_ns.saturating_add(delay_ns).min(MAX_NOW_NS).div_ceil(1 << shift);
+        loop {
+            let cell = self.cell(key, now_ns >> shift);
+            if cell.hold(&self.quotas, until) {
+                return;
+            }
+            let _ = self.map.pin().remove_if(key, |_, v| v.is_dead());
+        }
+    }
+}
+
+/// A booked slot. Wait [`wait`](Reservation::wait) (or [`ready`](Reservation::ready)),
+/// then send and [`commit`](Reservation::commit).
+///
+/// Dropping it uncommitted gives the slot back when no later booking is admitted later
+/// than this one (the tail of the queue, or a burst sharing one admission time): then the
+/// next caller gets exactly this slot. A slot in the middle of the queue lapses unused,
+/// because giving it back could let a new caller in beside a later booking, more than
+/// the quotas allow. Either way nobody else waits longer because of it.
+pub struct Reservation<K, C = TokioClock>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock,
+{
+    pacer: Arc<Pacer<K, C>>,
+    cell: Arc<Cell128>,
+    booking: Booking,
+    wait: Duration,
+    armed: bool,
+}
+
+impl<K, C> fmt::Debug for Reservation<K, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reservation")
+            .field("wait", &self.wait)
+            .field("cost", &self.booking.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, C> Reservation<K, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock,
+{
+    /// How long to wait, from the booking, before sending.
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// Sleeps (on tokio time) until the slot. Cancellation-safe: dropping the future
+    /// keeps the reservation, dropping the reservation gives it back.
+    pub async fn ready(&self) {
+        let remaining = (self.booking.at << self.pacer.quotas.shift).saturating_sub(self.pacer.now_ns());
+        if remaining > 0 {
+            tokio::time::sleep(Duration::from_nanos(remaining)).await;
+        }
+    }
+
+    /// Marks the slot as used: dropping no longer gives it back.
+    pub fn commit(mut self) {
+        self.armed = false;
+    }
+
+    /// Gives the slot back now if that is safe; returns whether it was given back.
+    pub fn release(mut self) -> bool {
+        self.armed = false;
+        self.cell.release(&self.pacer.quotas, self.booking)
+    }
+}
+
+impl<K, C> Drop for Reservation<K, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock,
+{
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.cell.release(&self.pacer.quotas, self.booking);
+        }
+    }
+}
