@@ -1,1 +1,212 @@
+//! The pacing layer against a real server on loopback, on paused tokio time.
 
+mod common;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_ratelimit::client::{ByHeader, Global, PaceError, PaceLayer};
+use tower_ratelimit::{Quota, Quotas};
+
+/// A client hammering a 4/s + 120/min server through the pacer: no 429, and at least
+/// 95% of the throughput the quotas allow over the period it took.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn paced_client_gets_no_429_at_full_rate() {
+    const N: usize = 300; // enough to exhaust the minute quota too (it binds after ~236)
+    let server = common::start(Quotas::claid()).await;
+    let svc = ServiceBuilder::new()
+        .layer(PaceLayer::new(
+            Quotas::claid(),
+            ByHeader(http::header::AUTHORIZATION),
+        ))
+        .service(common::client());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let mut svc = svc.clone();
+        let req = common::request(&server.url, &i.to_string());
+        tasks.push(tokio::spawn(async move {
+            let resp = svc.ready().await?.call(req).await?;
+            Ok::<_, tower::BoxError>(resp.status())
+        }));
+    }
+    let (mut ok, mut rejected) = (0u64, 0u64);
+    for t in tasks {
+        match t.await.expect("task").expect("request") {
+            s if s == http::StatusCode::OK => ok += 1,
+            s if s == http::StatusCode::TOO_MANY_REQUESTS => rejected += 1,
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    let elapsed = start.elapsed();
+    // The period the server was actually used: first to last arrival.
+    let log = server.log.lock().expect("log").clone();
+    let first = log.iter().map(|e| e.0).min().expect("arrivals");
+    let last = log.iter().map(|e| e.0).max().expect("arrivals");
+    let allowed = common::allowed(&Quotas::claid(), last - first);
+    println!(
+        "paced: sent={N} ok={ok} rejected={rejected} virtual_secs={:.3} allowed_in_period={allowed} ratio={:.4}",
+        elapsed.as_secs_f64(),
+        ok as f64 / allowed as f64
+    );
+    assert_eq!(rejected, 0, "pacing must avoid every 429");
+    assert_eq!(ok, N as u64);
+    assert!(
+        ok as f64 >= 0.95 * allowed as f64,
+        "achieved {ok} of {allowed} allowed in {:?}",
+        last - first
+    );
+    // The minute quota was reached: it took longer than the burst quota alone needs.
+    assert!(last - first > Duration::from_secs(58), "{:?}", last - first);
+}
+
+/// The same hammering without pacing: the server refuses most of it.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn unpaced_client_is_rejected() {
+    const N: usize = 40;
+    let server = common::start(Quotas::claid()).await;
+    let client = common::client();
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let client = client.clone();
+        let req = common::request(&server.url, &i.to_string());
+        tasks.push(tokio::spawn(async move { client.request(req).await }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.expect("task").expect("request").status() == http::StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert!(ok < N / 2, "only about the burst gets through unpaced, got {ok}");
+}
+
+fn echo_service()
+-> impl Service<http::Request<()>, Response = http::Response<()>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    service_fn(|_req: http::Request<()>| async { Ok::<_, Infallible>(http::Response::new(())) })
+}
+
+fn req() -> http::Request<()> {
+    http::Request::get("http://api.test/").body(()).expect("valid")
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn waits_are_fifo_at_the_rate() {
+    let quotas = Quotas::from(Quota::per_second(2).expect("valid").with_burst(1).expect("valid"));
+    let svc = ServiceBuilder::new()
+        .layer(PaceLayer::new(quotas, Global))
+        .service(echo_service());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let mut svc = svc.clone();
+        // Booked at call time, in this order.
+        let fut = svc.ready().await.expect("ready").call(req());
+        tasks.push(tokio::spawn(async move {
+            fut.await.expect("sent");
+            start.elapsed()
+        }));
+    }
+    let mut done = Vec::new();
+    for t in tasks {
+        done.push(t.await.expect("task"));
+    }
+    let ms: Vec<u128> = done.iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, vec![0, 500, 1000, 1500, 2000]);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn max_wait_fails_fast_without_booking() {
+    let quotas = Quotas::from(Quota::per_second(1).expect("valid").with_burst(1).expect("valid"));
+    let layer = PaceLayer::new(quotas, Global).max_wait(Duration::from_millis(1500));
+    let mut svc = ServiceBuilder::new().layer(layer.clone()).service(echo_service());
+    let first = svc.ready().await.expect("ready").call(req());
+    let second = svc.ready().await.expect("ready").call(req()); // waits 1 s: fine
+    let third = svc.ready().await.expect("ready").call(req()); // would wait 2 s
+    let err = third.await.expect_err("must fail fast");
+    let err = err.downcast::<PaceError>().expect("a PaceError");
+    assert_eq!(
+        *err,
+        PaceError::WouldWait {
+            wait: Duration::from_secs(2),
+            max_wait: Duration::from_millis(1500)
+        }
+    );
+    assert!(err.to_string().contains("would wait"));
+    // It booked nothing: the next caller still gets the slot at 2 s, not 3 s.
+    let r = layer.pacer().reserve(&(), 1, None).expect("books");
+    assert_eq!(r.wait(), Duration::from_secs(2));
+    r.commit();
+    first.await.expect("sent");
+    second.await.expect("sent");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn dropped_requests_give_their_slots_back() {
+    let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
+    let layer = PaceLayer::new(quotas, Global);
+    let mut svc = ServiceBuilder::new().layer(layer.clone()).service(echo_service());
+    let start = Instant::now();
+    let mut futs = Vec::new();
+    for _ in 0..10 {
+        futs.push(svc.ready().await.expect("ready").call(req()));
+    }
+    // 4 at once, then one every 250 ms: the 10th is due at 1.5 s. Give up on it (the tail
+    // of the queue, as the newest caller timing out would).
+    drop(futs.pop());
+    // A newcomer now gets exactly the dropped slot (1.5 s), not the one after it (1.75 s).
+    let newcomer = svc.ready().await.expect("ready").call(req());
+    let h = tokio::spawn(async move {
+        newcomer.await.expect("sent");
+        start.elapsed()
+    });
+    for f in futs {
+        f.await.expect("sent");
+    }
+    assert_eq!(h.await.expect("task"), Duration::from_millis(1500));
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn keys_are_paced_independently() {
+    let layer = PaceLayer::new(
+        Quotas::from(Quota::per_second(1).expect("valid").with_burst(1).expect("valid")),
+        |uri: &http::Uri, _: &http::HeaderMap| uri.host().unwrap_or("").to_owned(),
+    );
+    let a = layer.pacer().reserve(&"a.test".to_owned(), 1, None).expect("books");
+    let a2 = layer.pacer().reserve(&"a.test".to_owned(), 1, None).expect("books");
+    let b = layer.pacer().reserve(&"b.test".to_owned(), 1, None).expect("books");
+    assert_eq!((a.wait(), a2.wait(), b.wait()), (Duration::ZERO, Duration::from_secs(1), Duration::ZERO));
+    assert_eq!(layer.pacer().len(), 2);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_dropped_slot_in_the_middle_lapses_and_delays_nobody() {
+    let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
+    let layer = PaceLayer::new(quotas, Global);
+    let mut svc = ServiceBuilder::new().layer(layer.clone()).service(echo_service());
+    let start = Instant::now();
+    let mut futs = Vec::new();
+    for _ in 0..8 {
+        futs.push(svc.ready().await.expect("ready").call(req()));
+    }
+    // Drop the 6th (due at 0.5 s) while the 7th and 8th are booked after it.
+    drop(futs.remove(5));
+    let last = futs.pop().expect("eighth");
+    let h = tokio::spawn(async move {
+        last.await.expect("sent");
+        start.elapsed()
+    });
+    for f in futs {
+        f.await.expect("sent");
+    }
+    // The later bookings keep their slots (nobody waits longer), and a newcomer goes
+    // after the queue: giving the middle slot back could over-admit (see Reservation).
+    assert_eq!(h.await.expect("task"), Duration::from_secs(1));
+    let r = layer.pacer().reserve(&(), 1, None).expect("books");
+    assert_eq!(start.elapsed() + r.wait(), Duration::from_millis(1250));
+}

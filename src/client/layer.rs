@@ -20,7 +20,24 @@ pub struct PaceLayer<F: PaceKey, C = TokioClock> {
     pub(crate) pacer: Arc<Pacer<F::Key, C>>,
     pub(crate) key: F,
     pub(crate) max_wait: Option<Duration>,
-    pub(crate) observe: bool,
+    pub(crate) observe: Observe,
+}
+
+/// What a [`PaceLayer`] learns from responses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Observe {
+    /// Nothing: pace to the configured quotas only.
+    Off,
+    /// When a response is throttled (429, gRPC RESOURCE_EXHAUSTED), hold the key until
+    /// the server's `Retry-After` (else its reset). The default.
+    #[default]
+    Throttled,
+    /// Also hold the key until the reset when a successful response says nothing
+    /// remains. Right for fixed-window servers (reset = end of the window); for GCRA
+    /// servers that announce the time until the quota is *full* again (this crate, Claid)
+    /// it is too cautious: pacing at the server's exact rate always sees `remaining: 0`.
+    Exhausted,
 }
 
 impl<F: PaceKey, C> Clone for PaceLayer<F, C> {
@@ -61,7 +78,7 @@ impl<F: PaceKey, C: Clock> PaceLayer<F, C> {
             pacer,
             key,
             max_wait: None,
-            observe: true,
+            observe: Observe::default(),
         }
     }
 
@@ -72,9 +89,8 @@ impl<F: PaceKey, C: Clock> PaceLayer<F, C> {
         self
     }
 
-    /// Whether to learn from responses (default on): when a response is throttled, or
-    /// says nothing remains, the key is held until the server's `Retry-After` or reset.
-    pub fn observe_responses(mut self, observe: bool) -> Self {
+    /// What to learn from responses (default [`Observe::Throttled`]).
+    pub fn observe(mut self, observe: Observe) -> Self {
         self.observe = observe;
         self
     }

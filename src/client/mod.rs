@@ -52,7 +52,7 @@ pub use error::PaceError;
 pub use future::ResponseFuture;
 pub use hints::RateLimitHints;
 pub use key::{ByHeader, ByHost, Cost, Global, PaceKey};
-pub use layer::PaceLayer;
+pub use layer::{Observe, PaceLayer};
 pub use pacer::{Pacer, Reservation};
 pub use retry::RetryPolicy;
 pub use service::Pace;

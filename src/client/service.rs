@@ -10,7 +10,7 @@ use tower::{BoxError, Service, ServiceExt};
 use super::future::ResponseFuture;
 use super::hints::RateLimitHints;
 use super::key::{Cost, PaceKey};
-use super::layer::PaceLayer;
+use super::layer::{Observe, PaceLayer};
 use crate::clock::Clock;
 
 /// A service paced by a [`PaceLayer`].
@@ -44,9 +44,17 @@ impl<S, F: PaceKey, C> Pace<S, F, C> {
     }
 }
 
-/// The wait the server asks for after `resp`, if any.
-fn server_wait<B>(resp: &Response<B>) -> Option<Duration> {
-    RateLimitHints::from_headers(resp.status(), resp.headers(), SystemTime::now()).wait()
+/// The wait the server asks for after `resp`, if `observe` heeds it.
+fn server_wait<B>(observe: Observe, resp: &Response<B>) -> Option<Duration> {
+    if observe == Observe::Off {
+        return None;
+    }
+    let hints = RateLimitHints::from_headers(resp.status(), resp.headers(), SystemTime::now());
+    if hints.throttled || observe == Observe::Exhausted {
+        hints.wait()
+    } else {
+        None
+    }
 }
 
 impl<S, F, C, B, RB> Service<Request<B>> for Pace<S, F, C>
@@ -84,7 +92,7 @@ where
             reservation.ready().await;
             reservation.commit();
             let resp = inner.ready().await.map_err(Into::into)?.call(req).await.map_err(Into::into)?;
-            if observe && let Some(wait) = server_wait(&resp) {
+            if let Some(wait) = server_wait(observe, &resp) {
                 pacer.hold(&key, wait);
             }
             Ok(resp)
