@@ -137,8 +137,14 @@ async fn claid_handler(
     }
     match d.retry_after() {
         None => {
-            h.insert("ratelimit-remaining", HeaderValue::from(binding.remaining()));
-            h.insert("ratelimit-reset", HeaderValue::from(ceil_secs(binding.reset())));
+            h.insert(
+                "ratelimit-remaining",
+                HeaderValue::from(binding.remaining()),
+            );
+            h.insert(
+                "ratelimit-reset",
+                HeaderValue::from(ceil_secs(binding.reset())),
+            );
             (StatusCode::OK, h, r#"{"data":"ok"}"#).into_response()
         }
         Some(wait) => {
@@ -146,7 +152,10 @@ async fn claid_handler(
             h.insert("ratelimit-remaining", HeaderValue::from_static("-1"));
             h.insert("ratelimit-reset", HeaderValue::from(secs));
             h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-            h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             let body = r#"{"detail":{"error_code":"2001","error_type":"general","error_message":"Too Many Requests. Rate limit exceeded."}}"#;
             (StatusCode::TOO_MANY_REQUESTS, h, body).into_response()
         }

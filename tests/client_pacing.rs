@@ -80,7 +80,10 @@ async fn unpaced_client_is_rejected() {
             ok += 1;
         }
     }
-    assert!(ok < N / 2, "only about the burst gets through unpaced, got {ok}");
+    assert!(
+        ok < N / 2,
+        "only about the burst gets through unpaced, got {ok}"
+    );
 }
 
 fn echo_service()
@@ -92,12 +95,19 @@ fn echo_service()
 }
 
 fn req() -> http::Request<()> {
-    http::Request::get("http://api.test/").body(()).expect("valid")
+    http::Request::get("http://api.test/")
+        .body(())
+        .expect("valid")
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn waits_are_fifo_at_the_rate() {
-    let quotas = Quotas::from(Quota::per_second(2).expect("valid").with_burst(1).expect("valid"));
+    let quotas = Quotas::from(
+        Quota::per_second(2)
+            .expect("valid")
+            .with_burst(1)
+            .expect("valid"),
+    );
     let svc = ServiceBuilder::new()
         .layer(PaceLayer::new(quotas, Global))
         .service(echo_service());
@@ -122,9 +132,16 @@ async fn waits_are_fifo_at_the_rate() {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn max_wait_fails_fast_without_booking() {
-    let quotas = Quotas::from(Quota::per_second(1).expect("valid").with_burst(1).expect("valid"));
+    let quotas = Quotas::from(
+        Quota::per_second(1)
+            .expect("valid")
+            .with_burst(1)
+            .expect("valid"),
+    );
     let layer = PaceLayer::new(quotas, Global).max_wait(Duration::from_millis(1500));
-    let mut svc = ServiceBuilder::new().layer(layer.clone()).service(echo_service());
+    let mut svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(echo_service());
     let first = svc.ready().await.expect("ready").call(req());
     let second = svc.ready().await.expect("ready").call(req()); // waits 1 s: fine
     let third = svc.ready().await.expect("ready").call(req()); // would wait 2 s
@@ -150,7 +167,9 @@ async fn max_wait_fails_fast_without_booking() {
 async fn dropped_requests_give_their_slots_back() {
     let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
     let layer = PaceLayer::new(quotas, Global);
-    let mut svc = ServiceBuilder::new().layer(layer.clone()).service(echo_service());
+    let mut svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(echo_service());
     let start = Instant::now();
     let mut futs = Vec::new();
     for _ in 0..10 {
@@ -174,13 +193,30 @@ async fn dropped_requests_give_their_slots_back() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn keys_are_paced_independently() {
     let layer = PaceLayer::new(
-        Quotas::from(Quota::per_second(1).expect("valid").with_burst(1).expect("valid")),
+        Quotas::from(
+            Quota::per_second(1)
+                .expect("valid")
+                .with_burst(1)
+                .expect("valid"),
+        ),
         |uri: &http::Uri, _: &http::HeaderMap| uri.host().unwrap_or("").to_owned(),
     );
-    let a = layer.pacer().reserve(&"a.test".to_owned(), 1, None).expect("books");
-    let a2 = layer.pacer().reserve(&"a.test".to_owned(), 1, None).expect("books");
-    let b = layer.pacer().reserve(&"b.test".to_owned(), 1, None).expect("books");
-    assert_eq!((a.wait(), a2.wait(), b.wait()), (Duration::ZERO, Duration::from_secs(1), Duration::ZERO));
+    let a = layer
+        .pacer()
+        .reserve(&"a.test".to_owned(), 1, None)
+        .expect("books");
+    let a2 = layer
+        .pacer()
+        .reserve(&"a.test".to_owned(), 1, None)
+        .expect("books");
+    let b = layer
+        .pacer()
+        .reserve(&"b.test".to_owned(), 1, None)
+        .expect("books");
+    assert_eq!(
+        (a.wait(), a2.wait(), b.wait()),
+        (Duration::ZERO, Duration::from_secs(1), Duration::ZERO)
+    );
     assert_eq!(layer.pacer().len(), 2);
 }
 
@@ -188,7 +224,9 @@ async fn keys_are_paced_independently() {
 async fn a_dropped_slot_in_the_middle_lapses_and_delays_nobody() {
     let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
     let layer = PaceLayer::new(quotas, Global);
-    let mut svc = ServiceBuilder::new().layer(layer.clone()).service(echo_service());
+    let mut svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(echo_service());
     let start = Instant::now();
     let mut futs = Vec::new();
     for _ in 0..8 {

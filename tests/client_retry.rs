@@ -10,7 +10,12 @@ use tower_ratelimit::client::RetryPolicy;
 use tower_ratelimit::{Quota, Quotas};
 
 fn one_per_second() -> Quotas {
-    Quotas::from(Quota::per_second(1).expect("valid").with_burst(1).expect("valid"))
+    Quotas::from(
+        Quota::per_second(1)
+            .expect("valid")
+            .with_burst(1)
+            .expect("valid"),
+    )
 }
 
 /// A burst of 5 at a 1/s server: 1 admitted, 4 refused with `Retry-After: 1`; every
@@ -20,27 +25,37 @@ async fn a_burst_of_429s_becomes_successes_at_the_hinted_times() {
     let server = common::start(one_per_second()).await;
     let svc = ServiceBuilder::new()
         .layer(RetryLayer::new(
-            RetryPolicy::new().max_attempts(10).max_total(Duration::from_secs(60)),
+            RetryPolicy::new()
+                .max_attempts(10)
+                .max_total(Duration::from_secs(60)),
         ))
         .service(common::client());
     let mut tasks = Vec::new();
     for i in 0..5 {
         let mut svc = svc.clone();
         let req = common::request(&server.url, &format!("r{i}"));
-        tasks.push(tokio::spawn(async move {
-            svc.ready().await?.call(req).await
-        }));
+        tasks.push(tokio::spawn(
+            async move { svc.ready().await?.call(req).await },
+        ));
     }
     for t in tasks {
         let resp = t.await.expect("task").expect("request");
-        assert_eq!(resp.status(), http::StatusCode::OK, "every request ends admitted");
+        assert_eq!(
+            resp.status(),
+            http::StatusCode::OK,
+            "every request ends admitted"
+        );
     }
     let log = server.log.lock().expect("log").clone();
     let rejected = log.iter().filter(|e| e.2 == 429).count();
     let ok = log.iter().filter(|e| e.2 == 200).count();
     println!("retry: ok={ok} rejected_then_retried={rejected}");
     assert_eq!(ok, 5);
-    assert_eq!(rejected, 4 + 3 + 2 + 1, "one admitted per second, the rest retried");
+    assert_eq!(
+        rejected,
+        4 + 3 + 2 + 1,
+        "one admitted per second, the rest retried"
+    );
     // Each retry of a request arrives when its previous 429 said (paused time: exact up
     // to the timer's 1 ms granularity).
     for i in 0..5 {
@@ -67,7 +82,12 @@ async fn attempts_are_capped() {
     let mut svc = ServiceBuilder::new()
         .layer(RetryLayer::new(RetryPolicy::new().max_attempts(3)))
         .service(common::client());
-    let first = svc.ready().await.expect("ready").call(common::request(&server.url, "a")).await;
+    let first = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(common::request(&server.url, "a"))
+        .await;
     assert_eq!(first.expect("ok").status(), http::StatusCode::OK);
     let start = tokio::time::Instant::now();
     let resp = svc
@@ -82,7 +102,11 @@ async fn attempts_are_capped() {
     assert!(start.elapsed() >= Duration::from_secs(30));
     // Now a third: Retry-After 30 again, but 2 more attempts would need 60 s of waits.
     let mut capped = ServiceBuilder::new()
-        .layer(RetryLayer::new(RetryPolicy::new().max_attempts(2).max_total(Duration::from_secs(10))))
+        .layer(RetryLayer::new(
+            RetryPolicy::new()
+                .max_attempts(2)
+                .max_total(Duration::from_secs(10)),
+        ))
         .service(common::client());
     let resp = capped
         .ready()
@@ -91,7 +115,11 @@ async fn attempts_are_capped() {
         .call(common::request(&server.url, "c"))
         .await
         .expect("a response");
-    assert_eq!(resp.status(), http::StatusCode::TOO_MANY_REQUESTS, "30 s exceeds the 10 s budget");
+    assert_eq!(
+        resp.status(),
+        http::StatusCode::TOO_MANY_REQUESTS,
+        "30 s exceeds the 10 s budget"
+    );
     let log = server.log.lock().expect("log").clone();
     assert_eq!(log.iter().filter(|e| e.1 == "c").count(), 1, "not retried");
 }
@@ -114,8 +142,16 @@ async fn other_statuses_are_not_retried() {
     let mut svc = ServiceBuilder::new()
         .layer(RetryLayer::new(RetryPolicy::new()))
         .service(inner);
-    let req = http::Request::get("http://x.test/").body(String::new()).expect("valid");
-    let resp = svc.ready().await.expect("ready").call(req).await.expect("response");
+    let req = http::Request::get("http://x.test/")
+        .body(String::new())
+        .expect("valid");
+    let resp = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(req)
+        .await
+        .expect("response");
     assert_eq!(resp.status(), http::StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(calls.load(Ordering::Relaxed), 1);
 }
@@ -131,7 +167,8 @@ async fn backoff_without_hints_grows() {
         t.lock().expect("lock").push(start.elapsed());
         // gRPC RESOURCE_EXHAUSTED, Trailers-Only: HTTP 200 with grpc-status 8, no hint.
         let mut r = http::Response::new(req.into_body());
-        r.headers_mut().insert("grpc-status", http::HeaderValue::from_static("8"));
+        r.headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("8"));
         async { Ok::<_, std::convert::Infallible>(r) }
     });
     let mut svc = ServiceBuilder::new()
@@ -141,14 +178,25 @@ async fn backoff_without_hints_grows() {
                 .backoff(Duration::from_secs(1), Duration::from_secs(60)),
         ))
         .service(inner);
-    let req = http::Request::get("http://x.test/").body("payload".to_owned()).expect("valid");
-    let resp = svc.ready().await.expect("ready").call(req).await.expect("response");
+    let req = http::Request::get("http://x.test/")
+        .body("payload".to_owned())
+        .expect("valid");
+    let resp = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(req)
+        .await
+        .expect("response");
     assert_eq!(resp.body(), "payload", "the body was replayed");
     let times = times.lock().expect("lock").clone();
     assert_eq!(times.len(), 4);
     for (i, w) in times.windows(2).enumerate() {
         let full = Duration::from_secs(1 << i);
         let gap = w[1] - w[0];
-        assert!(gap >= full / 2 && gap <= full + Duration::from_millis(2), "retry {i}: {gap:?}");
+        assert!(
+            gap >= full / 2 && gap <= full + Duration::from_millis(2),
+            "retry {i}: {gap:?}"
+        );
     }
 }

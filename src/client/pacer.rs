@@ -117,7 +117,8 @@ where
                 }
             }
         }
-        map.get_or_insert_with(key.clone(), Default::default).clone()
+        map.get_or_insert_with(key.clone(), Default::default)
+            .clone()
     }
 
     /// Books a slot of `cost` for `key`: the returned [`Reservation`] says how long to
@@ -178,7 +179,10 @@ where
         let shift = self.quotas.shift;
         let now_ns = self.now_ns();
         let delay_ns = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-        let until = now_ns.saturating_add(delay_ns).min(MAX_NOW_NS).div_ceil(1 << shift);
+        let until = now_ns
+            .saturating_add(delay_ns)
+            .min(MAX_NOW_NS)
+            .div_ceil(1 << shift);
         loop {
             let cell = self.cell(key, now_ns >> shift);
             if cell.hold(&self.quotas, until) {
@@ -235,7 +239,8 @@ where
     /// Sleeps (on tokio time) until the slot. Cancellation-safe: dropping the future
     /// keeps the reservation, dropping the reservation gives it back.
     pub async fn ready(&self) {
-        let remaining = (self.booking.at << self.pacer.quotas.shift).saturating_sub(self.pacer.now_ns());
+        let remaining =
+            (self.booking.at << self.pacer.quotas.shift).saturating_sub(self.pacer.now_ns());
         if remaining > 0 {
             tokio::time::sleep(Duration::from_nanos(remaining)).await;
         }

@@ -84,7 +84,10 @@ impl RetryPolicy {
     fn backoff_for(&self, retry: u32) -> Duration {
         let exp = self
             .base
-            .saturating_mul(1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX))
+            .saturating_mul(
+                1u32.checked_shl(retry.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
             .min(self.max_backoff);
         let half = exp / 2;
         half + exp.saturating_sub(half).mul_f64(fastrand::f64())

@@ -91,7 +91,13 @@ where
             // gives the slot back when that is safe.
             reservation.ready().await;
             reservation.commit();
-            let resp = inner.ready().await.map_err(Into::into)?.call(req).await.map_err(Into::into)?;
+            let resp = inner
+                .ready()
+                .await
+                .map_err(Into::into)?
+                .call(req)
+                .await
+                .map_err(Into::into)?;
             if let Some(wait) = server_wait(observe, &resp) {
                 pacer.hold(&key, wait);
             }

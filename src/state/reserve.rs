@@ -197,7 +197,10 @@ mod tests {
         let now = 1_000;
         assert!(c.reserve(&q, now, 1, 0).is_ok());
         let before = c.tats(&q);
-        assert_eq!(c.reserve(&q, now, 1, 10), Err(NotBooked::TooLong(1_000_000_000)));
+        assert_eq!(
+            c.reserve(&q, now, 1, 10),
+            Err(NotBooked::TooLong(1_000_000_000))
+        );
         assert_eq!(c.tats(&q), before, "a refused reservation stores nothing");
     }
 
@@ -212,13 +215,21 @@ mod tests {
         let last = c.reserve(&q, now, 1, u64::MAX).expect("booked");
         assert!(c.release(&q, last));
         let again = c.reserve(&q, now, 1, u64::MAX).expect("booked");
-        assert_eq!(again.at, last.at, "the freed slot is the next one handed out");
+        assert_eq!(
+            again.at, last.at,
+            "the freed slot is the next one handed out"
+        );
     }
 
     #[test]
     fn release_in_the_middle_lapses_when_unsafe() {
         // Burst 1: m at a, k at a+T; giving m back would admit a third at a+T beside k.
-        let q = Quotas::from(Quota::per_second(1).expect("valid").with_burst(1).expect("valid"));
+        let q = Quotas::from(
+            Quota::per_second(1)
+                .expect("valid")
+                .with_burst(1)
+                .expect("valid"),
+        );
         let c = Cell128::default();
         let now = 1_000;
         let _first = c.reserve(&q, now, 1, u64::MAX).expect("booked");

@@ -58,11 +58,20 @@ async fn handle(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     }
     let retry = d.retry_after().map(ceil_secs);
     let mut h = HeaderMap::new();
-    h.insert("ratelimit-limit", HeaderValue::from_str(&limit).expect("ascii"));
+    h.insert(
+        "ratelimit-limit",
+        HeaderValue::from_str(&limit).expect("ascii"),
+    );
     let (status, body) = match retry {
         None => {
-            h.insert("ratelimit-remaining", HeaderValue::from(binding.remaining()));
-            h.insert("ratelimit-reset", HeaderValue::from(ceil_secs(binding.reset())));
+            h.insert(
+                "ratelimit-remaining",
+                HeaderValue::from(binding.remaining()),
+            );
+            h.insert(
+                "ratelimit-reset",
+                HeaderValue::from(ceil_secs(binding.reset())),
+            );
             (StatusCode::OK, "ok".to_owned())
         }
         Some(secs) => {

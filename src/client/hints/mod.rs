@@ -40,7 +40,9 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
-pub use body::{CONN_THROTTLED, CONN_THROTTLED_CODE, is_clarifai_throttled, is_grpc_resource_exhausted};
+pub use body::{
+    CONN_THROTTLED, CONN_THROTTLED_CODE, is_clarifai_throttled, is_grpc_resource_exhausted,
+};
 pub use draft03::{parse_int, parse_limit, parse_reset};
 pub use ietf::{PolicyState, parse_ratelimit, parse_ratelimit_policy};
 pub use retry_after::parse_retry_after;
@@ -104,7 +106,11 @@ impl RateLimitHints {
         }
         if let Some(v) = get(headers, "ratelimit") {
             for s in parse_ratelimit(v) {
-                if let Some(p) = h.policies.iter_mut().find(|p| p.name.is_some() && p.name == s.name) {
+                if let Some(p) = h
+                    .policies
+                    .iter_mut()
+                    .find(|p| p.name.is_some() && p.name == s.name)
+                {
                     p.remaining = s.remaining;
                     p.reset = s.reset;
                 }
@@ -149,11 +155,8 @@ impl RateLimitHints {
     /// Keeps the tightest view: the lowest remaining, and with it its reset.
     fn tighten(&mut self, remaining: Option<u64>, reset: Option<Duration>) {
         match (self.remaining, remaining) {
-            (_, None) => {
-                if self.reset.is_none() {
-                    self.reset = reset;
-                }
-            }
+            (_, None) if self.reset.is_none() => self.reset = reset,
+            (_, None) => {}
             (None, Some(r)) => {
                 self.remaining = Some(r);
                 self.reset = reset.or(self.reset);

@@ -17,7 +17,10 @@ fn epoch(secs: u64) -> SystemTime {
 #[test]
 fn retry_after_seconds_and_dates() {
     let now = epoch(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-    assert_eq!(parse_retry_after(b"120", now), Some(Duration::from_secs(120)));
+    assert_eq!(
+        parse_retry_after(b"120", now),
+        Some(Duration::from_secs(120))
+    );
     assert_eq!(parse_retry_after(b" 0 ", now), Some(Duration::ZERO));
     assert_eq!(
         parse_retry_after(b"Sun, 06 Nov 1994 08:49:47 GMT", now),
@@ -36,7 +39,10 @@ fn retry_after_seconds_and_dates() {
 #[test]
 fn current_draft_policies_and_state() {
     let h = headers(&[
-        ("ratelimit-policy", r#""burst";q=4;w=1, "minute";q=120;w=60"#),
+        (
+            "ratelimit-policy",
+            r#""burst";q=4;w=1, "minute";q=120;w=60"#,
+        ),
         ("ratelimit", r#""burst";r=0;t=1"#),
     ]);
     let hints = RateLimitHints::from_headers(StatusCode::OK, &h, SystemTime::now());
@@ -47,7 +53,11 @@ fn current_draft_policies_and_state() {
     assert_eq!(hints.remaining, Some(0));
     assert_eq!(hints.reset, Some(Duration::from_secs(1)));
     assert!(!hints.throttled);
-    assert_eq!(hints.wait(), Some(Duration::from_secs(1)), "nothing remains");
+    assert_eq!(
+        hints.wait(),
+        Some(Duration::from_secs(1)),
+        "nothing remains"
+    );
     let q = hints.quotas().expect("a valid set");
     assert_eq!(q.get(0).map(|q| q.name()), Some("burst"));
     assert_eq!(q.get(1).map(|q| q.limit()), Some(120));
@@ -66,7 +76,10 @@ fn malformed_structured_fields_are_ignored() {
     assert_eq!(hints.remaining, None);
     let broken = headers(&[("ratelimit-policy", r#""burst";q=4;w=1, "#)]);
     let hints = RateLimitHints::from_headers(StatusCode::OK, &broken, SystemTime::now());
-    assert!(hints.policies.is_empty(), "a field that does not parse is ignored whole");
+    assert!(
+        hints.policies.is_empty(),
+        "a field that does not parse is ignored whole"
+    );
 }
 
 #[test]
@@ -78,13 +91,21 @@ fn draft03_as_claid_sends_it() {
     ]);
     let hints = RateLimitHints::from_headers(StatusCode::TOO_MANY_REQUESTS, &h, SystemTime::now());
     assert_eq!(hints.limit, Some(120));
-    assert_eq!(hints.remaining, Some(0), "Claid's -1 on a 429 counts as none left");
+    assert_eq!(
+        hints.remaining,
+        Some(0),
+        "Claid's -1 on a 429 counts as none left"
+    );
     assert_eq!(hints.reset, Some(Duration::from_secs(32)));
     assert!(hints.throttled);
     assert_eq!(hints.wait(), Some(Duration::from_secs(32)));
     let q = hints.quotas().expect("valid");
     assert_eq!(q.len(), 2);
-    assert_eq!(q.get(0).map(|q| q.window()), Some(Duration::from_secs(1)), "sorted");
+    assert_eq!(
+        q.get(0).map(|q| q.window()),
+        Some(Duration::from_secs(1)),
+        "sorted"
+    );
 }
 
 #[test]
