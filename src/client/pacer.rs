@@ -34,13 +34,17 @@ const SWEEP_FLOOR: usize = 1024;
 /// use std::time::Duration;
 /// use tower_ratelimit::{Quotas, client::Pacer};
 /// let pacer = Pacer::new(Quotas::claid());
-/// let mut waits = Vec::new();
-/// for _ in 0..6 {
-///     waits.push(pacer.reserve(&"api-key", 1, None).unwrap().wait());
-/// }
+/// let slots: Vec<_> = (0..6).map(|_| pacer.reserve(&"api-key", 1, None).unwrap()).collect();
 /// // Claid allows a burst of 4, then one every 250 ms.
-/// assert_eq!(waits[3], Duration::ZERO);
-/// assert_eq!(waits[5], Duration::from_millis(500));
+/// assert_eq!(slots[3].wait(), Duration::ZERO);
+/// assert_eq!(slots[5].wait(), Duration::from_millis(500));
+/// // Dropping the newest booking gives its slot back to the next caller.
+/// let mut slots = slots;
+/// drop(slots.pop());
+/// assert_eq!(pacer.reserve(&"api-key", 1, None).unwrap().wait(), Duration::from_millis(500));
+/// for slot in slots {
+///     slot.commit(); // sent: the slot is used
+/// }
 /// # }
 /// ```
 pub struct Pacer<K, C = TokioClock> {
@@ -149,7 +153,8 @@ where
             let cell = self.cell(key, now);
             match cell.reserve(&self.quotas, now, u64::from(cost), max_units) {
                 Ok(booking) => {
-                    let wait = Duration::from_nanos((booking.at << shift).saturating_sub(now_ns));
+                    // In whole units: never shorter than the true wait (now_ns >= now << shift).
+                    let wait = Duration::from_nanos((booking.at - now) << shift);
                     return Ok(Reservation {
                         pacer: Arc::clone(self),
                         cell,
