@@ -248,3 +248,74 @@ async fn a_dropped_slot_in_the_middle_lapses_and_delays_nobody() {
     let r = layer.pacer().reserve(&(), 1, None).expect("books");
     assert_eq!(start.elapsed() + r.wait(), Duration::from_millis(1250));
 }
+
+/// A throttled answer holds the key until the server's `Retry-After`: the next request
+/// is not sent before then, even though the pacer's own quotas would allow it.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_429_holds_the_key_until_retry_after() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let start = Instant::now();
+    let inner = service_fn(move |_req: http::Request<()>| {
+        let n = c.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let mut r = http::Response::new(());
+            if n == 0 {
+                *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                r.headers_mut()
+                    .insert("retry-after", http::HeaderValue::from_static("3"));
+            }
+            Ok::<_, Infallible>(r)
+        }
+    });
+    let mut svc = ServiceBuilder::new()
+        .layer(PaceLayer::new(Quotas::claid(), Global))
+        .service(inner);
+    let first = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(req())
+        .await
+        .expect("sent");
+    assert_eq!(first.status(), http::StatusCode::TOO_MANY_REQUESTS);
+    svc.ready()
+        .await
+        .expect("ready")
+        .call(req())
+        .await
+        .expect("sent");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited <= Duration::from_millis(3002),
+        "{waited:?}"
+    );
+    // Off: the same answer changes nothing.
+    let mut off = ServiceBuilder::new()
+        .layer(
+            PaceLayer::new(Quotas::claid(), Global).observe(tower_ratelimit::client::Observe::Off),
+        )
+        .service(service_fn(|_req: http::Request<()>| async {
+            let mut r = http::Response::new(());
+            *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+            r.headers_mut()
+                .insert("retry-after", http::HeaderValue::from_static("3"));
+            Ok::<_, Infallible>(r)
+        }));
+    let t = Instant::now();
+    off.ready()
+        .await
+        .expect("ready")
+        .call(req())
+        .await
+        .expect("sent");
+    off.ready()
+        .await
+        .expect("ready")
+        .call(req())
+        .await
+        .expect("sent");
+    assert_eq!(t.elapsed(), Duration::ZERO);
+}
