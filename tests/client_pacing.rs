@@ -319,3 +319,54 @@ async fn a_429_holds_the_key_until_retry_after() {
         .expect("sent");
     assert_eq!(t.elapsed(), Duration::ZERO);
 }
+
+/// Requests already booked when a 429 arrives do not go out during the hold: they book
+/// again behind it, in order.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn pending_requests_respect_a_new_hold() {
+    use std::sync::{Arc, Mutex};
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let s = sent.clone();
+    let start = Instant::now();
+    let inner = service_fn(move |req: http::Request<()>| {
+        let tag = req.headers()["x-tag"].to_str().expect("ascii").to_owned();
+        s.lock().expect("lock").push((tag.clone(), start.elapsed()));
+        async move {
+            let mut r = http::Response::new(());
+            if tag == "0" {
+                *r.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                r.headers_mut()
+                    .insert("retry-after", http::HeaderValue::from_static("3"));
+            }
+            Ok::<_, Infallible>(r)
+        }
+    });
+    let mut svc = ServiceBuilder::new()
+        .layer(PaceLayer::new(Quotas::claid(), Global))
+        .service(inner);
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let mut r = req();
+        r.headers_mut().insert("x-tag", http::HeaderValue::from(i));
+        let fut = svc.ready().await.expect("ready").call(r);
+        tasks.push(tokio::spawn(fut));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("sent");
+    }
+    let sent = sent.lock().expect("lock").clone();
+    // "0" went at once and drew the 429; the other five were booked before it arrived
+    // (due at 0, 0, 0, 0.25 s, 0.5 s) but went only after the 3 s the server asked for,
+    // in booking order, one burst interval (250 ms) apart.
+    let tags: Vec<&str> = sent.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(tags, ["0", "1", "2", "3", "4", "5"]);
+    assert_eq!(sent[0].1, Duration::ZERO);
+    assert!(sent[1].1 >= Duration::from_secs(3), "{sent:?}");
+    for w in sent[1..].windows(2) {
+        let gap = w[1].1 - w[0].1;
+        assert!(
+            gap >= Duration::from_millis(250) && gap <= Duration::from_millis(252),
+            "{sent:?}"
+        );
+    }
+}

@@ -50,6 +50,8 @@ const SWEEP_FLOOR: usize = 1024;
 pub struct Pacer<K, C = TokioClock> {
     quotas: Quotas,
     map: Map<K>,
+    /// Keys the server asked us to leave alone, and until when (units).
+    holds: papaya::HashMap<K, u64, foldhash::fast::RandomState>,
     clock: C,
     inserts: AtomicUsize,
 }
@@ -83,6 +85,7 @@ where
         Arc::new(Pacer {
             quotas: quotas.into(),
             map: Map::with_hasher(Default::default()),
+            holds: papaya::HashMap::with_hasher(Default::default()),
             clock,
             inserts: AtomicUsize::new(0),
         })
@@ -120,6 +123,8 @@ where
                     let _ = map.remove_if(k, |_, v| v.is_dead());
                 }
             }
+            let holds = self.holds.pin();
+            holds.retain(|_, &until| until > now);
         }
         map.get_or_insert_with(key.clone(), Default::default)
             .clone()
@@ -188,12 +193,29 @@ where
             .saturating_add(delay_ns)
             .min(MAX_NOW_NS)
             .div_ceil(1 << shift);
+        let holds = self.holds.pin();
+        let _ = holds.update_or_insert(key.clone(), |&old| old.max(until), until);
         loop {
             let cell = self.cell(key, now_ns >> shift);
             if cell.hold(&self.quotas, until) {
                 return;
             }
             let _ = self.map.pin().remove_if(key, |_, v| v.is_dead());
+        }
+    }
+
+    /// Whether `key` is held (see [`hold`](Self::hold)) beyond now. Requests booked
+    /// before the hold was placed check this when their slot comes, and book again.
+    pub fn is_held(&self, key: &K) -> bool {
+        let now = self.now_ns() >> self.quotas.shift;
+        let holds = self.holds.pin();
+        match holds.get(key) {
+            Some(&until) if until > now => true,
+            Some(_) => {
+                let _ = holds.remove_if(key, |_, &until| until <= now);
+                false
+            }
+            None => false,
         }
     }
 }

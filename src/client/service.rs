@@ -13,6 +13,9 @@ use super::key::{Cost, PaceKey};
 use super::layer::{Observe, PaceLayer};
 use crate::clock::Clock;
 
+/// How many times a request re-books behind holds before it is sent anyway.
+const MAX_REBOOKINGS: usize = 8;
+
 /// A service paced by a [`PaceLayer`].
 pub struct Pace<S, F: PaceKey, C> {
     pub(crate) inner: S,
@@ -85,11 +88,22 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let pacer = std::sync::Arc::clone(&self.layer.pacer);
         let observe = self.layer.observe;
+        let max_wait = self.layer.max_wait;
         Box::pin(async move {
-            let reservation = reservation?;
+            let mut reservation = reservation?;
             // Dropping this future here (cancellation) drops the reservation, which
             // gives the slot back when that is safe.
             reservation.ready().await;
+            // The server asked (after this was booked) to wait longer: book again, behind
+            // the hold, in the order the slots came. Bounded, as a hold can be renewed.
+            for _ in 0..MAX_REBOOKINGS {
+                if !pacer.is_held(&key) {
+                    break;
+                }
+                let _ = reservation.release();
+                reservation = pacer.reserve(&key, cost, max_wait)?;
+                reservation.ready().await;
+            }
             reservation.commit();
             let resp = inner
                 .ready()
