@@ -72,7 +72,7 @@ async fn unpaced_client_is_rejected() {
     for i in 0..N {
         let client = client.clone();
         let req = common::request(&server.url, &i.to_string());
-        tasks.push(tokio::spawn(async move { client.request(req).await }));
+        tasks.push(tokio::spawn(client.oneshot(req)));
     }
     let mut ok = 0;
     for t in tasks {
@@ -369,4 +369,52 @@ async fn pending_requests_respect_a_new_hold() {
             "{sent:?}"
         );
     }
+}
+
+/// Learn, then pace: one probe request tells the client the server's policies (draft-03
+/// `RateLimit-Limit`) and what remains; a pacer built from them sends the rest with no
+/// 429, although the probe already spent part of the burst.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_pacer_built_from_the_advertised_policy_gets_no_429() {
+    use tower_ratelimit::client::RateLimitHints;
+    let server = common::start(Quotas::claid()).await;
+    let client = common::client();
+    let probe = client
+        .clone()
+        .oneshot(common::request(&server.url, "probe"))
+        .await
+        .expect("probe");
+    let hints = RateLimitHints::from_headers(
+        probe.status(),
+        probe.headers(),
+        std::time::SystemTime::now(),
+    );
+    assert_eq!(hints.remaining, Some(3));
+    drop(probe);
+    let quotas = hints.quotas().expect("the server advertises its policies");
+    assert_eq!(quotas.len(), 2);
+    let layer = PaceLayer::new(quotas, ByHeader(http::header::AUTHORIZATION));
+    let key = b"Bearer test-key".to_vec();
+    layer.pacer().sync(&key, &hints);
+    let svc = ServiceBuilder::new().layer(layer).service(client);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let mut svc = svc.clone();
+        let req = common::request(&server.url, &i.to_string());
+        tasks.push(tokio::spawn(async move {
+            // Only the status: a response held unread keeps its stream open.
+            let resp = svc.ready().await?.call(req).await?;
+            Ok::<_, tower::BoxError>(resp.status())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task").expect("sent"));
+    }
+    let log = server.log.lock().expect("log").clone();
+    assert!(
+        statuses.iter().all(|s| *s == http::StatusCode::OK),
+        "{statuses:?} {log:?}"
+    );
+    // Without the sync the fresh pacer would have sent a burst of 4 into 3 remaining.
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use super::PaceError;
 use super::clock::TokioClock;
+use super::hints::RateLimitHints;
 use crate::clock::{Clock, MAX_NOW_NS};
 use crate::error::CheckError;
-use crate::quota::Quotas;
+use crate::quota::{MAX_QUOTAS, Quotas};
 use crate::state::reserve::{Booking, NotBooked};
 use crate::state::{Cell, Cell128};
 
@@ -198,6 +199,47 @@ where
         loop {
             let cell = self.cell(key, now_ns >> shift);
             if cell.hold(&self.quotas, until) {
+                return;
+            }
+            let _ = self.map.pin().remove_if(key, |_, v| v.is_dead());
+        }
+    }
+
+    /// Adopts what a server reported as remaining for `key`, so a fresh pacer does not
+    /// spend quota the server has already counted: each of the pacer's quotas that the
+    /// hints name (by policy name, or draft-03's first `RateLimit-Limit` item, which is
+    /// the limit of the policy closest to exhaustion) is set to at most that many
+    /// remaining. Only ever makes the pacer stricter.
+    pub fn sync(&self, key: &K, hints: &RateLimitHints) {
+        let shift = self.quotas.shift;
+        let now = self.now_ns() >> shift;
+        let mut floors = [0u64; MAX_QUOTAS];
+        let mut any = false;
+        for ((f, q), p) in floors
+            .iter_mut()
+            .zip(self.quotas.iter())
+            .zip(self.quotas.params())
+        {
+            let named = hints
+                .policies
+                .iter()
+                .find(|h| h.name.as_deref() == Some(q.name()))
+                .and_then(|h| h.remaining);
+            let by_limit = (hints.limit == Some(u64::from(q.limit())))
+                .then_some(hints.remaining)
+                .flatten();
+            if let Some(r) = named.or(by_limit) {
+                let used = p.burst.saturating_sub(r);
+                *f = now + used * p.t;
+                any = true;
+            }
+        }
+        if !any {
+            return;
+        }
+        loop {
+            let cell = self.cell(key, now);
+            if cell.raise(&self.quotas, now, &floors) {
                 return;
             }
             let _ = self.map.pin().remove_if(key, |_, v| v.is_dead());

@@ -153,6 +153,33 @@ impl Cell128 {
         }
     }
 
+    /// Raises each quota's TAT to at least `floors[i]` (units), never lowering any: used
+    /// to adopt what a server reports as remaining. Raising only ever admits less.
+    pub(crate) fn raise(&self, quotas: &Quotas, now: u64, floors: &[u64; MAX_QUOTAS]) -> bool {
+        let params = quotas.params();
+        let mut cur = self.0.load(Relaxed);
+        loop {
+            if cur == DEAD128 {
+                return false;
+            }
+            let (base, tats) = unpack(params, cur);
+            let new_base = base.max(now);
+            let mut next = tats;
+            for ((t, &f), p) in next.iter_mut().zip(floors).zip(params) {
+                // A floor above `now + cap` would not fit the level field; `cap` is full.
+                *t = (*t).max(f.min(now + p.cap)).max(new_base);
+            }
+            if next == tats && new_base == base {
+                return true;
+            }
+            let word = pack(params, new_base, &next);
+            match self.0.compare_exchange_weak(cur, word, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
     /// The current TATs (units), or `None` for a tombstone.
     #[cfg(test)]
     pub(crate) fn tats(&self, quotas: &Quotas) -> Option<[u64; MAX_QUOTAS]> {

@@ -113,12 +113,59 @@ pub async fn start(quotas: Quotas) -> Server {
     }
 }
 
-/// A hyper client speaking HTTP/2 over one connection (requests multiplex, so in
-/// paused time they reach the server at the instants they are sent).
-pub fn client() -> Client<HttpConnector, Full<Bytes>> {
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http()
+/// A hyper client speaking HTTP/2 over one connection, wrapped so that paused time
+/// stands still while a request is in flight (see [`Inflight`]).
+pub fn client() -> Inflight<Client<HttpConnector, Full<Bytes>>> {
+    Inflight(
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http(),
+    )
+}
+
+/// Keeps tokio's paused clock from auto-advancing while a request is in flight.
+///
+/// Paused time jumps to the next timer whenever the runtime has nothing to run, and a
+/// request crossing a real socket looks like nothing to run: virtual time would race
+/// ahead of the I/O, and a paced request could reach the server seconds "late", bunched
+/// with later ones. tokio does not auto-advance while a `spawn_blocking` task runs, so
+/// each in-flight request parks one blocking task until its response has arrived.
+#[derive(Clone, Debug)]
+pub struct Inflight<S>(pub S);
+
+impl<S, R> tower::Service<R> for Inflight<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send,
+    S::Error: Send,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::task::spawn_blocking(move || {
+            // Returns when `done` is dropped: the response has arrived (or failed).
+            let _ = wait.recv();
+        });
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let out = fut.await;
+            drop(done);
+            let _ = blocker.await;
+            out
+        })
+    }
 }
 
 pub fn request(url: &str, tag: &str) -> http::Request<Full<Bytes>> {
