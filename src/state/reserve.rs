@@ -281,6 +281,23 @@ mod tests {
         assert_eq!(b2.at - b.at, s / 4, "then at the burst quota's rate");
     }
 
+    #[test]
+    fn raise_only_tightens() {
+        let q = Quotas::claid();
+        let s = unit_s(&q);
+        let c = Cell128::default();
+        let now = 2 * s;
+        // The server says 1 of the burst's 4 remains: 3 used.
+        let t0 = q.params()[0].t;
+        assert!(c.raise(&q, now, &[now + 3 * t0, 0, 0, 0]));
+        assert_eq!(c.reserve(&q, now, 1, u64::MAX).map(|b| b.at), Ok(now));
+        assert_eq!(c.reserve(&q, now, 1, u64::MAX).map(|b| b.at), Ok(now + t0));
+        let before = c.tats(&q);
+        // A lower floor changes nothing.
+        assert!(c.raise(&q, now, &[now, now, 0, 0]));
+        assert_eq!(c.tats(&q), before);
+    }
+
     /// Many threads booking on one cell: sorted by admission time, the bookings never
     /// exceed any quota's bound `b + floor(L / T)` in any window.
     #[test]
@@ -419,6 +436,25 @@ mod tests {
             }
             let sent: Vec<(u64, u64)> = log.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
             prop_assert!(conforms(&set, &sent), "{:?}", log);
+        }
+
+        /// With no wait allowed, a reservation is the check path: same verdicts, same state.
+        #[test]
+        fn zero_wait_reservation_is_a_check(set in sets(), steps in proptest::collection::vec((0u64..300_000_000, 1u64..=3), 1..100)) {
+            let (a, b) = (Cell128::default(), Cell128::default());
+            let mut now = 1u64;
+            for (dt, cost) in steps {
+                now += dt >> set.shift;
+                let cost = cost.min(u64::from(set.max_cost()));
+                let checked = a.check(&set, now, cost).expect("live");
+                let reserved = b.reserve(&set, now, cost, 0);
+                match (checked.denied, reserved) {
+                    (None, Ok(booking)) => prop_assert_eq!(booking.at, now),
+                    (Some((_, wait)), Err(NotBooked::TooLong(w))) => prop_assert_eq!(wait, w),
+                    (c, r) => prop_assert!(false, "check {:?} vs reserve {:?}", c, r),
+                }
+                prop_assert_eq!(a.tats(&set), b.tats(&set));
+            }
         }
 
         /// A booking released right after it was made leaves the TATs of the quota that
