@@ -418,3 +418,44 @@ async fn a_pacer_built_from_the_advertised_policy_gets_no_429() {
     );
     // Without the sync the fresh pacer would have sent a burst of 4 into 3 remaining.
 }
+
+/// `Observe::Exhausted` also heeds `remaining: 0` on a success (fixed-window servers);
+/// the default does not, since a GCRA server paced at its exact rate always says 0.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn exhausted_mode_holds_on_remaining_zero() {
+    use tower_ratelimit::client::Observe;
+    let inner = service_fn(|_req: http::Request<()>| async {
+        let mut r = http::Response::new(());
+        r.headers_mut()
+            .insert("x-ratelimit-remaining", http::HeaderValue::from_static("0"));
+        r.headers_mut()
+            .insert("x-ratelimit-reset", http::HeaderValue::from_static("2"));
+        Ok::<_, Infallible>(r)
+    });
+    for (observe, expected) in [
+        (Observe::Throttled, Duration::ZERO),
+        (Observe::Exhausted, Duration::from_secs(2)),
+    ] {
+        let mut svc = ServiceBuilder::new()
+            .layer(PaceLayer::new(Quotas::claid(), Global).observe(observe))
+            .service(inner.clone());
+        let start = Instant::now();
+        svc.ready()
+            .await
+            .expect("ready")
+            .call(req())
+            .await
+            .expect("sent");
+        svc.ready()
+            .await
+            .expect("ready")
+            .call(req())
+            .await
+            .expect("sent");
+        let waited = start.elapsed();
+        assert!(
+            waited >= expected && waited <= expected + Duration::from_millis(2),
+            "{observe:?}: {waited:?}"
+        );
+    }
+}
