@@ -438,7 +438,7 @@ async fn exhausted_mode_holds_on_remaining_zero() {
     ] {
         let mut svc = ServiceBuilder::new()
             .layer(PaceLayer::new(Quotas::claid(), Global).observe(observe))
-            .service(inner.clone());
+            .service(inner);
         let start = Instant::now();
         svc.ready()
             .await
