@@ -200,3 +200,36 @@ async fn backoff_without_hints_grows() {
         );
     }
 }
+
+/// Retry around pacing: a pacer configured too optimistically (8/s against a 4/s +
+/// 120/min server) learns from the 429s (it holds the key for `Retry-After`) and the
+/// retry policy replays the refused requests through it; every request ends admitted.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn retry_and_pace_compose() {
+    use tower_ratelimit::client::{ByHeader, PaceLayer};
+    const N: usize = 20;
+    let server = common::start(Quotas::claid()).await;
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(RetryPolicy::new().max_attempts(8)))
+        .layer(PaceLayer::new(
+            Quota::per_second(8).expect("valid"),
+            ByHeader(http::header::AUTHORIZATION),
+        ))
+        .service(common::client());
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let mut svc = svc.clone();
+        let req = common::request(&server.url, &i.to_string());
+        tasks.push(tokio::spawn(async move {
+            let resp = svc.ready().await?.call(req).await?;
+            Ok::<_, tower::BoxError>(resp.status())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task").expect("sent"), http::StatusCode::OK);
+    }
+    let log = server.log.lock().expect("log").clone();
+    let rejected = log.iter().filter(|e| e.2 == 429).count();
+    println!("retry+pace: ok={N} rejected_then_retried={rejected}");
+    assert_eq!(log.iter().filter(|e| e.2 == 200).count(), N);
+}
