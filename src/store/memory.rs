@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use crate::clock::{Clock, MAX_NOW_NS, MonotonicClock};
+use crate::clock::{Clock, DefaultClock, MAX_NOW_NS};
 use crate::decision::{Decision, Outcome};
 use crate::error::{CheckError, StoreError};
 use crate::quota::Quotas;
@@ -61,7 +61,7 @@ impl DirectCell {
 /// let admitted = (0..10).filter(|_| limiter.check().unwrap().is_allowed()).count();
 /// assert_eq!(admitted, 4, "the 4-per-second burst");
 /// ```
-pub struct RateLimiter<C = MonotonicClock> {
+pub struct RateLimiter<C = DefaultClock> {
     quotas: Quotas,
     cell: DirectCell,
     clock: C,
@@ -75,11 +75,11 @@ impl<C> fmt::Debug for RateLimiter<C> {
     }
 }
 
-impl RateLimiter<MonotonicClock> {
+impl RateLimiter<DefaultClock> {
     /// A limiter over `quotas` (a [`Quota`](crate::Quota) or a [`Quotas`] set) on the
     /// default monotonic clock.
     pub fn new(quotas: impl Into<Quotas>) -> Self {
-        Self::with_clock(quotas, MonotonicClock::new())
+        Self::with_clock(quotas, DefaultClock::new())
     }
 }
 
@@ -155,7 +155,7 @@ enum Table {
 /// assert!(!limiter.check_key("alice").unwrap().is_allowed());
 /// assert!(limiter.check_key("bob").unwrap().is_allowed(), "keys are independent");
 /// ```
-pub struct KeyedRateLimiter<K: ?Sized, C = MonotonicClock> {
+pub struct KeyedRateLimiter<K: ?Sized, C = DefaultClock> {
     quotas: Quotas,
     table: Table,
     key: std::marker::PhantomData<fn(&K)>,
@@ -179,13 +179,13 @@ impl<K: ?Sized, C> fmt::Debug for KeyedRateLimiter<K, C> {
 /// Sweeps triggered by growth wait for at least this many inserts.
 const MIN_SWEEP_INSERTS: usize = 4096;
 
-impl<K> KeyedRateLimiter<K, MonotonicClock>
+impl<K> KeyedRateLimiter<K, DefaultClock>
 where
     K: Hash + ?Sized,
 {
     /// A keyed limiter over `quotas` on the default clock.
     pub fn new(quotas: impl Into<Quotas>) -> Self {
-        Self::with_clock(quotas, MonotonicClock::new())
+        Self::with_clock(quotas, DefaultClock::new())
     }
 }
 
@@ -346,7 +346,7 @@ where
 /// assert_eq!(outcome.decision(store.quotas(Tier(0))).binding().remaining(), 3);
 /// # Ok(()) }
 /// ```
-pub struct MemoryStore<K, C = MonotonicClock> {
+pub struct MemoryStore<K, C = DefaultClock> {
     tiers: Tiers,
     limiters: Vec<KeyedRateLimiter<K, C>>,
 }
@@ -359,13 +359,13 @@ impl<K, C> fmt::Debug for MemoryStore<K, C> {
     }
 }
 
-impl<K> MemoryStore<K, MonotonicClock>
+impl<K> MemoryStore<K, DefaultClock>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
     /// A store for `tiers` (or a single [`Quotas`] set) on the default clock.
     pub fn new(tiers: impl Into<Tiers>) -> Self {
-        Self::with_clock(tiers, MonotonicClock::new())
+        Self::with_clock(tiers, DefaultClock::new())
     }
 }
 
