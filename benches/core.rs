@@ -30,7 +30,7 @@ fn direct(c: &mut Criterion) {
     });
     let gov = governor::RateLimiter::direct(governor::Quota::per_second(nz(FAST)));
     g.bench_function("governor", |b| b.iter(|| black_box(gov.check().is_ok())));
-    let coarse = RateLimiter::with_clock(
+    let tsc = RateLimiter::with_clock(
         Quota::per_second(FAST).expect("valid"),
         MonotonicClock::new(),
     );
