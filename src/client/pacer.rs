@@ -1,9 +1,11 @@
 //! The pacer: per-key reservations over a quota set, shared by every clone of a layer.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use super::PaceError;
@@ -15,7 +17,16 @@ use crate::quota::{MAX_QUOTAS, Quotas};
 use crate::state::reserve::{Booking, NotBooked};
 use crate::state::{Cell, Cell128};
 
-type Map<K> = papaya::HashMap<K, Arc<Cell128>, foldhash::fast::RandomState>;
+/// One key's pacing state: its GCRA cell and any hold the server asked for (units).
+#[derive(Debug, Default)]
+struct Entry {
+    cell: Cell128,
+    hold_until: AtomicU64,
+}
+
+// A client talks to few hosts or API keys: a read-mostly lock around a std map is simple
+// and cheap here; the decisions themselves are lock-free CASes on the cells.
+type Map<K> = RwLock<HashMap<K, Arc<Entry>>>;
 
 /// Keys tracked before inserts start sweeping expired ones.
 const SWEEP_FLOOR: usize = 1024;
@@ -51,8 +62,6 @@ const SWEEP_FLOOR: usize = 1024;
 pub struct Pacer<K, C = TokioClock> {
     quotas: Quotas,
     map: Map<K>,
-    /// Keys the server asked us to leave alone, and until when (units).
-    holds: papaya::HashMap<K, u64, foldhash::fast::RandomState>,
     clock: C,
     inserts: AtomicUsize,
 }
@@ -85,8 +94,7 @@ where
     pub fn with_clock(quotas: impl Into<Quotas>, clock: C) -> Arc<Self> {
         Arc::new(Pacer {
             quotas: quotas.into(),
-            map: Map::with_hasher(Default::default()),
-            holds: papaya::HashMap::with_hasher(Default::default()),
+            map: RwLock::new(HashMap::new()),
             clock,
             inserts: AtomicUsize::new(0),
         })
@@ -99,36 +107,49 @@ where
 
     /// Number of keys tracked.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Whether no key is tracked.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     fn now_ns(&self) -> u64 {
         self.clock.now_ns().min(MAX_NOW_NS)
     }
 
-    fn cell(&self, key: &K, now: u64) -> Arc<Cell128> {
-        let map = self.map.pin();
-        if let Some(c) = map.get(key) {
-            return c.clone();
+    fn entry(&self, key: &K, now: u64) -> Arc<Entry> {
+        if let Some(e) = self
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return Arc::clone(e);
         }
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         let len = map.len();
         if len >= SWEEP_FLOOR && self.inserts.fetch_add(1, Relaxed) >= len / 2 {
             self.inserts.store(0, Relaxed);
-            for (k, c) in map.iter() {
-                if c.try_reap(&self.quotas, now) {
-                    let _ = map.remove_if(k, |_, v| v.is_dead());
-                }
-            }
-            let holds = self.holds.pin();
-            holds.retain(|_, &until| until > now);
+            // Under the write lock nobody can look an entry up meanwhile; a holder of an
+            // older `Arc` finds the tombstone and comes back for a fresh entry.
+            map.retain(|_, e| {
+                e.hold_until.load(Relaxed) > now || !e.cell.try_reap(&self.quotas, now)
+            });
         }
-        map.get_or_insert_with(key.clone(), Default::default)
-            .clone()
+        Arc::clone(map.entry(key.clone()).or_default())
+    }
+
+    /// Drops `key`'s entry if its cell is a tombstone.
+    fn forget_dead(&self, key: &K) {
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if map.get(key).is_some_and(|e| e.cell.is_dead()) {
+            map.remove(key);
+        }
     }
 
     /// Books a slot of `cost` for `key`: the returned [`Reservation`] says how long to
@@ -156,14 +177,17 @@ where
         loop {
             let now_ns = self.now_ns();
             let now = now_ns >> shift;
-            let cell = self.cell(key, now);
-            match cell.reserve(&self.quotas, now, u64::from(cost), max_units) {
+            let entry = self.entry(key, now);
+            match entry
+                .cell
+                .reserve(&self.quotas, now, u64::from(cost), max_units)
+            {
                 Ok(booking) => {
                     // In whole units: never shorter than the true wait (now_ns >= now << shift).
                     let wait = Duration::from_nanos((booking.at - now) << shift);
                     return Ok(Reservation {
                         pacer: Arc::clone(self),
-                        cell,
+                        entry,
                         booking,
                         wait,
                         armed: true,
@@ -176,9 +200,7 @@ where
                     });
                 }
                 // Being reclaimed: its state had expired, so a fresh cell is equivalent.
-                Err(NotBooked::Dead) => {
-                    let _ = self.map.pin().remove_if(key, |_, v| v.is_dead());
-                }
+                Err(NotBooked::Dead) => self.forget_dead(key),
             }
         }
     }
@@ -194,14 +216,13 @@ where
             .saturating_add(delay_ns)
             .min(MAX_NOW_NS)
             .div_ceil(1 << shift);
-        let holds = self.holds.pin();
-        let _ = holds.update_or_insert(key.clone(), |&old| old.max(until), until);
         loop {
-            let cell = self.cell(key, now_ns >> shift);
-            if cell.hold(&self.quotas, until) {
+            let entry = self.entry(key, now_ns >> shift);
+            if entry.cell.hold(&self.quotas, until) {
+                entry.hold_until.fetch_max(until, Relaxed);
                 return;
             }
-            let _ = self.map.pin().remove_if(key, |_, v| v.is_dead());
+            self.forget_dead(key);
         }
     }
 
@@ -238,11 +259,11 @@ where
             return;
         }
         loop {
-            let cell = self.cell(key, now);
-            if cell.raise(&self.quotas, now, &floors) {
+            let entry = self.entry(key, now);
+            if entry.cell.raise(&self.quotas, now, &floors) {
                 return;
             }
-            let _ = self.map.pin().remove_if(key, |_, v| v.is_dead());
+            self.forget_dead(key);
         }
     }
 
@@ -250,15 +271,11 @@ where
     /// before the hold was placed check this when their slot comes, and book again.
     pub fn is_held(&self, key: &K) -> bool {
         let now = self.now_ns() >> self.quotas.shift;
-        let holds = self.holds.pin();
-        match holds.get(key) {
-            Some(&until) if until > now => true,
-            Some(_) => {
-                let _ = holds.remove_if(key, |_, &until| until <= now);
-                false
-            }
-            None => false,
-        }
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .is_some_and(|e| e.hold_until.load(Relaxed) > now)
     }
 }
 
@@ -276,7 +293,7 @@ where
     C: Clock,
 {
     pacer: Arc<Pacer<K, C>>,
-    cell: Arc<Cell128>,
+    entry: Arc<Entry>,
     booking: Booking,
     wait: Duration,
     armed: bool,
@@ -323,7 +340,7 @@ where
     /// Gives the slot back now if that is safe; returns whether it was given back.
     pub fn release(mut self) -> bool {
         self.armed = false;
-        self.cell.release(&self.pacer.quotas, self.booking)
+        self.entry.cell.release(&self.pacer.quotas, self.booking)
     }
 }
 
@@ -334,7 +351,7 @@ where
 {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.cell.release(&self.pacer.quotas, self.booking);
+            let _ = self.entry.cell.release(&self.pacer.quotas, self.booking);
         }
     }
 }

@@ -72,7 +72,7 @@ impl Cell128 {
         let params = quotas.params();
         let mut cur = self.0.load(Relaxed);
         loop {
-            if cur == DEAD128 {
+            if cur >= DEAD128 {
                 return Err(NotBooked::Dead);
             }
             let (base, tats) = unpack(params, cur);
@@ -101,7 +101,7 @@ impl Cell128 {
         let params = quotas.params();
         let mut cur = self.0.load(Relaxed);
         loop {
-            if cur == DEAD128 {
+            if cur >= DEAD128 {
                 return false;
             }
             let (base, tats) = unpack(params, cur);
@@ -133,7 +133,7 @@ impl Cell128 {
         let floor = until + (p.cap - p.t) + 1;
         let mut cur = self.0.load(Relaxed);
         loop {
-            if cur == DEAD128 {
+            if cur >= DEAD128 {
                 return false;
             }
             let (base, mut tats) = unpack(params, cur);
@@ -159,7 +159,7 @@ impl Cell128 {
         let params = quotas.params();
         let mut cur = self.0.load(Relaxed);
         loop {
-            if cur == DEAD128 {
+            if cur >= DEAD128 {
                 return false;
             }
             let (base, tats) = unpack(params, cur);
@@ -184,7 +184,7 @@ impl Cell128 {
     #[cfg(test)]
     pub(crate) fn tats(&self, quotas: &Quotas) -> Option<[u64; MAX_QUOTAS]> {
         let cur = self.0.load(Relaxed);
-        (cur != DEAD128).then(|| unpack(quotas.params(), cur).1)
+        (cur < DEAD128).then(|| unpack(quotas.params(), cur).1)
     }
 }
 

@@ -12,6 +12,7 @@ use crate::error::StoreError;
 use crate::quota::Quotas;
 
 pub mod memory;
+mod table;
 
 /// Index of a quota set in a store (0 is the default set; see [`Tiers`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
