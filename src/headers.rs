@@ -146,7 +146,7 @@ impl HeaderStyle {
             HeaderStyle::Draft03 | HeaderStyle::Draft03Claid => {
                 let mut by_window: Vec<&Policy> = policies.iter().collect();
                 // Longest window first, as Claid lists them; stable for equal windows.
-                by_window.sort_by(|a, b| b.window.cmp(&a.window));
+                by_window.sort_by_key(|p| std::cmp::Reverse(p.window));
                 let tail: Vec<String> = by_window
                     .iter()
                     .map(|p| format!("{};w={}", p.limit, p.window))
