@@ -268,7 +268,7 @@ pub fn insert_retry_after(decision: &Decision<'_>, headers: &mut HeaderMap) {
     }
 }
 
-fn retry_secs(wait: Duration) -> u64 {
+pub(crate) fn retry_secs(wait: Duration) -> u64 {
     ceil_secs(wait).max(1)
 }
 
