@@ -125,7 +125,10 @@ impl fmt::Display for KeyError {
         match self {
             Self::Missing(what) => write!(f, "the request has no {what} to key the rate limit on"),
             Self::MissingHeader(name) => {
-                write!(f, "the request has no `{name}` header to key the rate limit on")
+                write!(
+                    f,
+                    "the request has no `{name}` header to key the rate limit on"
+                )
             }
             Self::Invalid(what) => write!(f, "the request's {what} is not a valid rate-limit key"),
         }

@@ -155,7 +155,9 @@ pub(crate) fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
             let bits = u32::from(v4);
-            let m = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(bits & m))
         }
         IpAddr::V6(v6) => {
@@ -203,7 +205,16 @@ mod tests {
         let all: Cidr = "0.0.0.0/0".parse().expect("valid");
         assert!(all.contains(ip("255.255.255.255")));
         assert!(!all.contains(ip("::2")));
-        for bad in ["", "/8", "10.0.0.0/", "10.0.0.0/33", "::/129", "x/1", "10.0.0.0/-1", "10/8"] {
+        for bad in [
+            "",
+            "/8",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::/129",
+            "x/1",
+            "10.0.0.0/-1",
+            "10/8",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
         }
         assert_eq!(
@@ -214,7 +225,11 @@ mod tests {
 
     #[test]
     fn presets() {
-        assert!(Cidr::private().iter().any(|c| c.contains(ip("172.31.255.255"))));
+        assert!(
+            Cidr::private()
+                .iter()
+                .any(|c| c.contains(ip("172.31.255.255")))
+        );
         assert!(!Cidr::private().iter().any(|c| c.contains(ip("172.32.0.0"))));
         assert!(Cidr::loopback().iter().any(|c| c.contains(ip("::1"))));
         assert!(Cidr::private().iter().any(|c| c.contains(ip("fd12::1"))));

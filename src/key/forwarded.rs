@@ -127,7 +127,9 @@ mod tests {
 
     #[test]
     fn forwarded_rfc7239_examples() {
-        let f = hv(r#"for="_gazonk", For="[2001:db8:cafe::17]:4711", for=192.0.2.60;proto=http;by=203.0.113.43, for=unknown"#);
+        let f = hv(
+            r#"for="_gazonk", For="[2001:db8:cafe::17]:4711", for=192.0.2.60;proto=http;by=203.0.113.43, for=unknown"#,
+        );
         assert_eq!(
             forwarded(std::iter::once(&f)),
             Ok(vec![None, ip("2001:db8:cafe::17"), ip("192.0.2.60"), None])
@@ -172,7 +174,10 @@ mod tests {
                 ip("10.0.0.2")
             ])
         );
-        assert_eq!(x_real_ip(&hv(" 198.51.100.1 ")), Ok(vec![ip("198.51.100.1")]));
+        assert_eq!(
+            x_real_ip(&hv(" 198.51.100.1 ")),
+            Ok(vec![ip("198.51.100.1")])
+        );
         assert_eq!(x_real_ip(&hv("nope")), Ok(vec![None]));
         assert_eq!(node("[10.0.0.1]"), None, "brackets are for IPv6 only");
         assert_eq!(node("[::1]:_port"), ip("::1"));
