@@ -373,3 +373,13 @@ proptest! {
         prop_assert!(key(&PeerIp::new(), &r).is_ok());
     }
 }
+
+#[test]
+fn peer_ip_constant_is_the_default() {
+    let r = req(Some("[2001:db8:1:2::1]:1"), &[]);
+    assert_eq!(PeerIp, PeerIp::new());
+    assert_eq!(PeerIp, PeerIp::default());
+    assert_eq!(key(&PeerIp, &r), Ok(ip("2001:db8:1:2::")));
+    let c = ClientIp::new([]);
+    assert_eq!(key(&c, &r), Ok(ip("2001:db8:1:2::")));
+}

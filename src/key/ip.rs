@@ -22,11 +22,13 @@ struct Grouping {
 
 impl Default for Grouping {
     fn default() -> Self {
-        Grouping { v4: 32, v6: 64 }
+        Self::DEFAULT
     }
 }
 
 impl Grouping {
+    const DEFAULT: Grouping = Grouping { v4: 32, v6: 64 };
+
     fn apply(self, ip: IpAddr) -> IpAddr {
         let ip = canonical(ip);
         let len = if ip.is_ipv4() { self.v4 } else { self.v6 };
@@ -57,15 +59,25 @@ impl Grouping {
 /// let key = PeerIp::new().extract(&RequestHead::from_request(&req)).expect("key");
 /// assert_eq!(key.to_string(), "2001:db8:1:2::");
 /// ```
+///
+/// The constant [`PeerIp`](const@PeerIp) is the default extractor, so
+/// `.key(PeerIp)` reads like a unit struct.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerIp {
     grouping: Grouping,
 }
 
+/// The default [`PeerIp`] extractor (IPv6 grouped by /64), usable as a value:
+/// `layer.key(PeerIp)`.
+#[allow(non_upper_case_globals)]
+pub const PeerIp: PeerIp = PeerIp::new();
+
 impl PeerIp {
     /// Peer address, IPv6 grouped by /64.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        PeerIp {
+            grouping: Grouping::DEFAULT,
+        }
     }
 
     /// Groups IPv6 addresses by their first `len` bits (clamped to 128).
