@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("retry_after", |b| {
-        b.iter(|| headers::retry_after(black_box(&denied)))
+        b.iter(|| headers::retry_after(black_box(&denied)));
     });
     g.finish();
 
@@ -47,13 +47,13 @@ fn bench(c: &mut Criterion) {
     let (method, uri, req_headers) = (Method::GET, Uri::from_static("/"), HeaderMap::new());
     let rejection = Rejection::new(denied, &method, &uri, &req_headers);
     g.bench_function("problem_json", |b| {
-        b.iter(|| ProblemJson::new().render(black_box(&rejection)))
+        b.iter(|| ProblemJson::new().render(black_box(&rejection)));
     });
     g.bench_function("clarifai", |b| {
-        b.iter(|| Clarifai::new().render(black_box(&rejection)))
+        b.iter(|| Clarifai::new().render(black_box(&rejection)));
     });
     g.bench_function("claid", |b| {
-        b.iter(|| Claid::new().render(black_box(&rejection)))
+        b.iter(|| Claid::new().render(black_box(&rejection)));
     });
     g.finish();
 }
