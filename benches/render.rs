@@ -28,7 +28,7 @@ fn bench(c: &mut Criterion) {
                 let mut h = HeaderMap::new();
                 prepared.apply(black_box(&admitted), &mut h);
                 h
-            })
+            });
         });
     }
     g.bench_function("ietf_simple", |b| {
@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
             let mut h = HeaderMap::new();
             HeaderStyle::Ietf.apply(black_box(&admitted), &mut h);
             h
-        })
+        });
     });
     g.bench_function("retry_after", |b| {
         b.iter(|| headers::retry_after(black_box(&denied)));
