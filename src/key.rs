@@ -7,7 +7,7 @@
 //! | Extractor | Key | Reads |
 //! |---|---|---|
 //! | [`GlobalKey`] | [`Global`] | nothing: one limit for everyone |
-//! | [`PeerIp`] | `IpAddr` | the connection's peer address (IPv6 grouped by /64) |
+//! | [`PeerIp`](struct@PeerIp) | `IpAddr` | the connection's peer address (IPv6 grouped by /64) |
 //! | [`ClientIp`] | `IpAddr` | `Forwarded` / `X-Forwarded-For` / `X-Real-IP`, only from trusted proxies |
 //! | [`HeaderKey`] | `String` | a header such as `Authorization: Bearer <key>` |
 //! | [`from_fn`] | yours | whatever your closure reads |

@@ -67,7 +67,7 @@ pub struct PeerIp {
     grouping: Grouping,
 }
 
-/// The default [`PeerIp`] extractor (IPv6 grouped by /64), usable as a value:
+/// The default [`PeerIp`](struct@PeerIp) extractor (IPv6 grouped by /64), usable as a value:
 /// `layer.key(PeerIp)`.
 #[allow(non_upper_case_globals)]
 pub const PeerIp: PeerIp = PeerIp::new();
@@ -149,7 +149,7 @@ pub enum ProxyHeader {
 /// read. If your proxy sets only one of them and passes the others through from
 /// clients, name it with [`ClientIp::header`] so a client cannot inject another one.
 ///
-/// The result is grouped like [`PeerIp`] (IPv6 by /64 by default).
+/// The result is grouped like [`PeerIp`](struct@PeerIp) (IPv6 by /64 by default).
 ///
 /// ```
 /// use std::net::SocketAddr;
