@@ -189,6 +189,15 @@ fn malformed_or_opaque_hops_fall_back_to_the_peer() {
         let r = req(peer, &[(name, value)]);
         assert_eq!(key(&k, &r), Ok(ip("10.3.3.3")), "{name}: {value}");
     }
+    // A client's broken line does not hide the line its proxy appended.
+    let r = req(
+        peer,
+        &[
+            ("forwarded", r#"for="6.6.6.6"#),
+            ("forwarded", "for=198.51.100.9"),
+        ],
+    );
+    assert_eq!(key(&k, &r), Ok(ip("198.51.100.9")));
     // Garbage left of the client is never read.
     let r = req(
         peer,
@@ -382,4 +391,29 @@ fn peer_ip_constant_is_the_default() {
     assert_eq!(key(&PeerIp, &r), Ok(ip("2001:db8:1:2::")));
     let c = ClientIp::new([]);
     assert_eq!(key(&c, &r), Ok(ip("2001:db8:1:2::")));
+}
+
+proptest! {
+    /// Whatever a client writes to the left of its own hop, the key is the address the
+    /// first trusted proxy saw: the right-most untrusted hop.
+    #[test]
+    fn client_prefix_cannot_move_the_key(
+        spoofed in prop::collection::vec("[ -+\\--~]{0,20}", 0..4),
+        client in (0u8..=255, 0u8..=255),
+        proxies_seen in prop::collection::vec((0u8..=255, 0u8..=255), 0..4),
+        forwarded_syntax in any::<bool>(),
+    ) {
+        let client_ip = format!("203.0.{}.{}", client.0, client.1);
+        let mut hops: Vec<String> = spoofed;
+        hops.push(client_ip.clone());
+        hops.extend(proxies_seen.iter().map(|(a, b)| format!("10.{a}.{b}.1")));
+        let (name, value) = if forwarded_syntax {
+            let v: Vec<String> = hops.iter().map(|h| format!("for=\"{}\"", h.replace(['"', '\\'], ""))).collect();
+            ("forwarded", v.join(", "))
+        } else {
+            ("x-forwarded-for", hops.join(", "))
+        };
+        let r = req(Some("10.200.0.1:443"), &[(name, value.as_str())]);
+        prop_assert_eq!(key(&proxies(), &r), Ok(ip(&client_ip)));
+    }
 }

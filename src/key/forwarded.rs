@@ -10,50 +10,61 @@ use http::HeaderValue;
 /// address (`unknown`, an obfuscated `_id`, a missing `for`, garbage).
 pub(crate) type Hop = Option<IpAddr>;
 
-/// The header as a whole is malformed (not UTF-8, an unterminated quote).
+/// A field line that cannot be split (not UTF-8, an unterminated quote). It becomes
+/// one hop that names no address, so the lines a trusted proxy appended after it
+/// still count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Malformed;
+struct Malformed;
 
-/// The `for` hops of every `Forwarded` field, in order.
-pub(crate) fn forwarded<'a>(
-    fields: impl Iterator<Item = &'a HeaderValue>,
-) -> Result<Vec<Hop>, Malformed> {
+/// The `for` hops of every `Forwarded` field line, in order.
+pub(crate) fn forwarded<'a>(fields: impl Iterator<Item = &'a HeaderValue>) -> Vec<Hop> {
     let mut hops = Vec::new();
     for field in fields {
-        let s = std::str::from_utf8(field.as_bytes()).map_err(|_| Malformed)?;
-        for element in split_unquoted(s, b',')? {
-            let mut hop = None;
-            for pair in split_unquoted(element, b';')? {
-                let Some((name, value)) = pair.split_once('=') else {
-                    continue;
-                };
-                if name.trim().eq_ignore_ascii_case("for") {
-                    hop = unquote(value.trim()).as_deref().and_then(node);
-                    break;
-                }
-            }
-            hops.push(hop);
+        if forwarded_line(field, &mut hops).is_err() {
+            hops.push(None);
         }
     }
-    Ok(hops)
+    hops
 }
 
-/// The hops of every `X-Forwarded-For` field, in order.
-pub(crate) fn x_forwarded_for<'a>(
-    fields: impl Iterator<Item = &'a HeaderValue>,
-) -> Result<Vec<Hop>, Malformed> {
+fn forwarded_line(field: &HeaderValue, hops: &mut Vec<Hop>) -> Result<(), Malformed> {
+    let s = std::str::from_utf8(field.as_bytes()).map_err(|_| Malformed)?;
+    let elements = split_unquoted(s, b',')?;
+    let mut line = Vec::with_capacity(elements.len());
+    for element in elements {
+        let mut hop = None;
+        for pair in split_unquoted(element, b';')? {
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if name.trim().eq_ignore_ascii_case("for") {
+                hop = unquote(value.trim()).as_deref().and_then(node);
+                break;
+            }
+        }
+        line.push(hop);
+    }
+    hops.extend(line);
+    Ok(())
+}
+
+/// The hops of every `X-Forwarded-For` field line, in order (a line that is not UTF-8
+/// is one hop naming no address).
+pub(crate) fn x_forwarded_for<'a>(fields: impl Iterator<Item = &'a HeaderValue>) -> Vec<Hop> {
     let mut hops = Vec::new();
     for field in fields {
-        let s = std::str::from_utf8(field.as_bytes()).map_err(|_| Malformed)?;
-        hops.extend(s.split(',').map(|h| node(h.trim())));
+        match std::str::from_utf8(field.as_bytes()) {
+            Ok(s) => hops.extend(s.split(',').map(|h| node(h.trim()))),
+            Err(_) => hops.push(None),
+        }
     }
-    Ok(hops)
+    hops
 }
 
 /// The single address of `X-Real-IP` (the first field if several).
-pub(crate) fn x_real_ip(field: &HeaderValue) -> Result<Vec<Hop>, Malformed> {
-    let s = std::str::from_utf8(field.as_bytes()).map_err(|_| Malformed)?;
-    Ok(vec![node(s.trim())])
+pub(crate) fn x_real_ip(field: &HeaderValue) -> Vec<Hop> {
+    let s = std::str::from_utf8(field.as_bytes()).unwrap_or("");
+    vec![node(s.trim())]
 }
 
 /// A node: `192.0.2.1`, `192.0.2.1:8080`, `2001:db8::1`, `[2001:db8::1]`,
@@ -132,31 +143,39 @@ mod tests {
         );
         assert_eq!(
             forwarded(std::iter::once(&f)),
-            Ok(vec![None, ip("2001:db8:cafe::17"), ip("192.0.2.60"), None])
+            vec![None, ip("2001:db8:cafe::17"), ip("192.0.2.60"), None]
         );
         let g = hv(r#"proto=https;for="198.51.100.17:80""#);
         let h = hv("by=10.0.0.1");
         assert_eq!(
             forwarded([&g, &h].into_iter()),
-            Ok(vec![ip("198.51.100.17"), None])
+            vec![ip("198.51.100.17"), None]
         );
     }
 
     #[test]
     fn forwarded_malformed() {
-        let f = hv(r#"for="192.0.2.1"#);
-        assert_eq!(forwarded(std::iter::once(&f)), Err(Malformed));
+        // A broken line is one opaque hop; the lines after it still count.
+        let f = hv(r#"for="192.0.2.1, for=6.6.6.6"#);
+        let next = hv("for=192.0.2.9");
+        assert_eq!(
+            forwarded([&f, &next].into_iter()),
+            vec![None, ip("192.0.2.9")]
+        );
         let f = hv(r#"for="1.2.3.4\"#);
-        assert_eq!(forwarded(std::iter::once(&f)), Err(Malformed));
+        assert_eq!(forwarded(std::iter::once(&f)), vec![None]);
         let f = hv("for=[::1, for=300.1.1.1, for=, ;;, =");
         assert_eq!(
             forwarded(std::iter::once(&f)),
-            Ok(vec![None, None, None, None, None])
+            vec![None, None, None, None, None]
         );
         let f = hv(r#"for="\[::1\]""#);
-        assert_eq!(forwarded(std::iter::once(&f)), Ok(vec![ip("::1")]));
+        assert_eq!(forwarded(std::iter::once(&f)), vec![ip("::1")]);
         let bin = HeaderValue::from_bytes(b"for=\xff").expect("obs-text");
-        assert_eq!(forwarded(std::iter::once(&bin)), Err(Malformed));
+        assert_eq!(
+            forwarded([&bin, &next].into_iter()),
+            vec![None, ip("192.0.2.9")]
+        );
     }
 
     #[test]
@@ -165,20 +184,23 @@ mod tests {
         let b = hv("10.0.0.2");
         assert_eq!(
             x_forwarded_for([&a, &b].into_iter()),
-            Ok(vec![
+            vec![
                 ip("203.0.113.7"),
                 ip("2001:db8::1"),
                 ip("10.0.0.1"),
                 None,
                 None,
                 ip("10.0.0.2")
-            ])
+            ]
         );
+        assert_eq!(x_real_ip(&hv(" 198.51.100.1 ")), vec![ip("198.51.100.1")]);
+        assert_eq!(x_real_ip(&hv("nope")), vec![None]);
+        let bin = HeaderValue::from_bytes(b"\xff").expect("obs-text");
         assert_eq!(
-            x_real_ip(&hv(" 198.51.100.1 ")),
-            Ok(vec![ip("198.51.100.1")])
+            x_forwarded_for([&bin, &b].into_iter()),
+            vec![None, ip("10.0.0.2")]
         );
-        assert_eq!(x_real_ip(&hv("nope")), Ok(vec![None]));
+        assert_eq!(x_real_ip(&bin), vec![None]);
         assert_eq!(node("[10.0.0.1]"), None, "brackets are for IPv6 only");
         assert_eq!(node("[::1]:_port"), ip("::1"));
     }

@@ -7,7 +7,7 @@ use http::HeaderMap;
 use http::header::{FORWARDED, HeaderName};
 
 use super::cidr::{Cidr, CidrError, canonical, mask};
-use super::forwarded::{self, Hop, Malformed};
+use super::forwarded::{self, Hop};
 use super::{KeyError, KeyExtractor, RequestHead};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -141,9 +141,11 @@ pub enum ProxyHeader {
 /// talking to the server directly cannot choose its key. From a trusted peer, the chain
 /// of hops in the header (client first, each proxy appending the address it saw) is
 /// walked from the right, skipping trusted proxies; the first untrusted hop is the
-/// client. A hop that names no address (`unknown`, obfuscated, garbage) or a malformed
-/// header on that walk makes the key fall back to the peer address: never a guess,
-/// never a panic. If every hop is trusted, the left-most is the client.
+/// client. A hop that names no address (`unknown`, obfuscated, garbage; a field line
+/// that cannot be parsed counts as one such hop) reached on that walk makes the key
+/// fall back to the peer address: never a guess, never a panic. What a client writes
+/// left of its own hop is never read. If every hop is trusted, the left-most is the
+/// client.
 ///
 /// By default the first present of `Forwarded`, `X-Forwarded-For` and `X-Real-IP` is
 /// read. If your proxy sets only one of them and passes the others through from
@@ -240,9 +242,8 @@ impl ClientIp {
         if !self.is_trusted(peer) {
             return Some(peer);
         }
-        let chain = match self.chain(req.headers()) {
-            Ok(Some(chain)) => chain,
-            Ok(None) | Err(Malformed) => return Some(peer),
+        let Some(chain) = self.chain(req.headers()) else {
+            return Some(peer);
         };
         let mut leftmost = peer;
         for hop in chain.iter().rev() {
@@ -256,7 +257,7 @@ impl ClientIp {
     }
 
     /// The hops of the first configured header present.
-    fn chain(&self, headers: &HeaderMap) -> Result<Option<Vec<Hop>>, Malformed> {
+    fn chain(&self, headers: &HeaderMap) -> Option<Vec<Hop>> {
         for h in self.headers {
             let name = match h {
                 ProxyHeader::Forwarded => FORWARDED,
@@ -267,14 +268,13 @@ impl ClientIp {
             let Some(&first) = fields.peek() else {
                 continue;
             };
-            return match h {
+            return Some(match h {
                 ProxyHeader::Forwarded => forwarded::forwarded(fields),
                 ProxyHeader::XForwardedFor => forwarded::x_forwarded_for(fields),
                 ProxyHeader::XRealIp => forwarded::x_real_ip(first),
-            }
-            .map(Some);
+            });
         }
-        Ok(None)
+        None
     }
 }
 
