@@ -14,15 +14,27 @@
 //!
 //! See [`quota`] for the algorithm, its exact bound and how it differs from fixed windows.
 
+pub mod body;
+mod builder;
 pub mod clock;
 mod decision;
 mod error;
+mod event;
+pub mod future;
 mod gcra;
 pub mod headers;
+pub mod key;
+mod layer;
 pub mod quota;
 pub mod render;
+mod service;
 mod state;
 pub mod store;
+
+pub use builder::{InMemory, RateLimitLayerBuilder, WithStore};
+pub use event::{DecisionEvent, PolicyStats, Stats, Verdict};
+pub use layer::{KeyLog, MissingKey, RateLimitLayer};
+pub use service::RateLimit;
 
 pub use decision::{Decision, Outcome, QuotaState};
 pub use error::{CheckError, StoreError};
