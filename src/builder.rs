@@ -3,14 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
-
 use crate::event::{Counters, DecisionEvent};
+use crate::future::HeaderPlan;
 use crate::headers::HeaderStyle;
 use crate::key::{KeyExtractor, RequestHead};
 use crate::layer::{CostFn, EventFn, ExemptFn, KeyLog, MissingKey, RateLimitLayer, Shared, TierFn};
-use crate::render::{Rejection, Renderer};
+use crate::render::{ProblemJson, Renderer};
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, Tier, Tiers};
 
@@ -214,15 +212,17 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
 
 impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
     fn finish<S: Store<E::Key>>(self, store: S) -> RateLimitLayer<E, S> {
-        let tiers = Arc::new(store.tiers().clone());
-        let counters = self.stats.then(|| Counters::new(&tiers));
+        let plan = Arc::new(HeaderPlan::new(store.tiers().clone(), self.style));
+        let counters = self.stats.then(|| Counters::new(&plan.tiers));
         RateLimitLayer {
             shared: Arc::new(Shared {
                 store,
                 extractor: self.extractor,
-                tiers,
+                plan,
                 style: self.style,
-                renderer: self.renderer.unwrap_or_else(default_renderer),
+                renderer: self
+                    .renderer
+                    .unwrap_or_else(|| Box::new(ProblemJson::default())),
                 tier_of: self.tier_of,
                 cost: self.cost,
                 exempt: self.exempt,
@@ -263,27 +263,6 @@ impl<E: KeyExtractor, S: Store<E::Key>> RateLimitLayerBuilder<E, WithStore<S>> {
         let (WithStore(store), rest) = self.split();
         rest.finish(store)
     }
-}
-
-// TODO-merge: replace with `render::ProblemJson::default()` once the renderers land.
-fn default_renderer() -> Box<dyn Renderer> {
-    Box::new(|rejection: &Rejection<'_>| {
-        let policy = rejection
-            .decision()
-            .denied_by()
-            .map(|q| q.quota().name().to_owned())
-            .unwrap_or_default();
-        let body = format!(
-            "{{\"type\":\"https://iana.org/assignments/http-problem-types#quota-exceeded\",\"title\":\"Too Many Requests\",\"status\":429,\"violated-policies\":[\"{policy}\"]}}"
-        );
-        let mut response = Response::new(Bytes::from(body));
-        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
-    })
 }
 
 // Lives here rather than in `store` to keep the store contract file untouched; lets

@@ -12,8 +12,52 @@ use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;
 use crate::decision::Outcome;
-use crate::headers::HeaderStyle;
+use crate::headers::PreparedHeaders;
 use crate::store::{Tier, Tiers};
+
+/// The quota tiers with their header values pre-rendered, shared by the layer and the
+/// futures of admitted requests.
+#[derive(Debug)]
+pub(crate) struct HeaderPlan {
+    pub(crate) tiers: Tiers,
+    prepared: Vec<PreparedHeaders>,
+}
+
+impl HeaderPlan {
+    pub(crate) fn new(tiers: Tiers, style: crate::headers::HeaderStyle) -> Self {
+        let prepared = tiers.iter().map(|q| style.prepare(q)).collect();
+        HeaderPlan { tiers, prepared }
+    }
+
+    /// Adds the headers of `outcome`, decided against `tier`.
+    pub(crate) fn apply(&self, outcome: Outcome, tier: Tier, headers: &mut HeaderMap) {
+        let i = if tier.0 < self.prepared.len() {
+            tier.0
+        } else {
+            0
+        };
+        let quotas = self
+            .tiers
+            .get(Tier(i))
+            .unwrap_or_else(|| self.tiers.default_set());
+        self.prepared[i].apply(&outcome.decision(quotas), headers);
+    }
+
+    /// Adds the headers of a decision already in hand.
+    pub(crate) fn apply_decision(
+        &self,
+        decision: &crate::Decision<'_>,
+        tier: Tier,
+        headers: &mut HeaderMap,
+    ) {
+        let i = if tier.0 < self.prepared.len() {
+            tier.0
+        } else {
+            0
+        };
+        self.prepared[i].apply(decision, headers);
+    }
+}
 
 /// What an admitted response still needs: the decision's headers, added once the inner
 /// service has answered. Holds plain numbers and a shared handle, never an allocation.
@@ -21,17 +65,12 @@ use crate::store::{Tier, Tiers};
 pub(crate) struct Admit {
     pub(crate) outcome: Outcome,
     pub(crate) tier: Tier,
-    pub(crate) style: HeaderStyle,
-    pub(crate) tiers: Arc<Tiers>,
+    pub(crate) plan: Arc<HeaderPlan>,
 }
 
 impl Admit {
     fn apply(&self, headers: &mut HeaderMap) {
-        let quotas = self
-            .tiers
-            .get(self.tier)
-            .unwrap_or_else(|| self.tiers.default_set());
-        self.style.apply(&self.outcome.decision(quotas), headers);
+        self.plan.apply(self.outcome, self.tier, headers);
     }
 }
 

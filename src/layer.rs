@@ -8,12 +8,13 @@ use tower_layer::Layer;
 
 use crate::builder::{InMemory, RateLimitLayerBuilder, WithStore};
 use crate::event::{Counters, DecisionEvent, Stats};
+use crate::future::HeaderPlan;
 use crate::headers::HeaderStyle;
 use crate::key::{Global, GlobalKey, KeyExtractor, RequestHead};
 use crate::render::Renderer;
 use crate::service::RateLimit;
 use crate::store::memory::MemoryStore;
-use crate::store::{Store, Tier, Tiers};
+use crate::store::{Tier, Tiers};
 
 pub(crate) type TierFn<K> = Box<dyn Fn(&K) -> Tier + Send + Sync>;
 pub(crate) type CostFn = Box<dyn Fn(&RequestHead<'_>) -> u32 + Send + Sync>;
@@ -55,7 +56,7 @@ pub enum KeyLog {
 pub(crate) struct Shared<E: KeyExtractor, S> {
     pub(crate) store: S,
     pub(crate) extractor: E,
-    pub(crate) tiers: Arc<Tiers>,
+    pub(crate) plan: Arc<HeaderPlan>,
     pub(crate) style: HeaderStyle,
     pub(crate) renderer: Box<dyn Renderer>,
     pub(crate) tier_of: Option<TierFn<E::Key>>,
@@ -121,10 +122,9 @@ impl RateLimitLayer<GlobalKey, MemoryStore<Global>> {
     }
 
     /// A builder over a custom store (Redis, or a [`MemoryStore`] on a manual clock).
-    pub fn with_store<S>(store: S) -> RateLimitLayerBuilder<GlobalKey, WithStore<S>>
-    where
-        S: Store<Global>,
-    {
+    /// The store's key type must match the extractor's, checked at
+    /// [`build`](RateLimitLayerBuilder::build).
+    pub fn with_store<S>(store: S) -> RateLimitLayerBuilder<GlobalKey, WithStore<S>> {
         RateLimitLayerBuilder::new(WithStore(store), GlobalKey)
     }
 }
@@ -136,7 +136,7 @@ impl<E: KeyExtractor, S> RateLimitLayer<E, S> {
         self.shared
             .counters
             .as_ref()
-            .map(|c| c.snapshot(&self.shared.tiers))
+            .map(|c| c.snapshot(&self.shared.plan.tiers))
     }
 
     /// The store (to inspect it, or share it with another layer's builder).
@@ -146,7 +146,7 @@ impl<E: KeyExtractor, S> RateLimitLayer<E, S> {
 
     /// The quota tiers enforced.
     pub fn tiers(&self) -> &Tiers {
-        &self.shared.tiers
+        &self.shared.plan.tiers
     }
 }
 
@@ -161,7 +161,7 @@ impl<E: KeyExtractor, S> Clone for RateLimitLayer<E, S> {
 impl<E: KeyExtractor, S> fmt::Debug for RateLimitLayer<E, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
-            .field("tiers", &self.shared.tiers)
+            .field("tiers", &self.shared.plan.tiers)
             .field("headers", &self.shared.style)
             .field("shadow", &self.shared.shadow)
             .field("missing_key", &self.shared.missing)

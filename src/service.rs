@@ -199,8 +199,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
             let admit = (self.style != HeaderStyle::None).then(|| Admit {
                 outcome,
                 tier,
-                style: self.style,
-                tiers: Arc::clone(&self.tiers),
+                plan: Arc::clone(&self.plan),
             });
             return Resolution::Admit(admit);
         }
@@ -222,7 +221,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         if let Some(v) = retry_after(&decision) {
             headers.insert(RETRY_AFTER, v);
         }
-        self.style.apply(&decision, headers);
+        self.plan.apply_decision(&decision, tier, headers);
         Resolution::Reject(response)
     }
 }
