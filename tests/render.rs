@@ -405,3 +405,29 @@ fn clarifai_seed_python_client_backs_off() {
     let seen = server.join().expect("server thread");
     assert_eq!(seen, vec!["GET /v2/models/types HTTP/1.1"; 2]);
 }
+
+proptest::proptest! {
+    /// Hand-assembled JSON stays valid and round-trips for any policy name and any
+    /// request id a header can carry.
+    #[test]
+    fn json_bodies_round_trip(name in "\\PC{0,12}", id in "[ -~]{0,40}", n in 1u32..1000, ms in 1u64..10_000_000) {
+        let q = Quota::new(n, Duration::from_millis(ms)).expect("valid").named(name.clone());
+        let set = Quotas::from(q.clone());
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_str(&id).expect("printable"));
+        let out = deny(&set, 1);
+        let res = render(&ProblemJson::new(), &set, out);
+        let v: serde_json::Value = serde_json::from_slice(res.body()).expect("valid JSON");
+        proptest::prop_assert_eq!(&v["violated-policies"], &serde_json::json!([name]));
+        let res = render_with(&Clarifai::new(), &set, out, &h);
+        let v: serde_json::Value = serde_json::from_slice(res.body()).expect("valid JSON");
+        let want = format!("exceeded limit of {}", limit_phrase(&q));
+        proptest::prop_assert_eq!(v["status"]["details"].as_str(), Some(want.as_str()));
+        let rid = v["status"]["req_id"].as_str().expect("id");
+        if !id.is_empty() && !id.contains(' ') {
+            proptest::prop_assert_eq!(rid, id.as_str());
+        } else {
+            proptest::prop_assert_eq!(rid.len(), 32);
+        }
+    }
+}

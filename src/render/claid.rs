@@ -1,10 +1,9 @@
 //! Claid.ai's rejection, as its rate-limit page documents it.
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 
-use super::{Rejection, Renderer};
+use super::{Rejection, Renderer, response};
 
 /// The body Claid's documentation shows, byte for byte (compact JSON).
 pub(crate) const CLAID_BODY: &str = r#"{"detail":{"error_code":"2001","error_type":"general","error_message":"Too Many Requests. Rate limit exceeded."}}"#;
@@ -32,10 +31,10 @@ impl Claid {
 
 impl Renderer for Claid {
     fn render(&self, _rejection: &Rejection<'_>) -> Response<Bytes> {
-        let mut res = Response::new(Bytes::from_static(CLAID_BODY.as_bytes()));
-        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        res.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        res
+        response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "application/json",
+            Bytes::from_static(CLAID_BODY.as_bytes()),
+        )
     }
 }

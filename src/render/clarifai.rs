@@ -7,9 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use serde::Serialize;
 
-use super::{Rejection, Renderer, limit_phrase};
+use super::{Rejection, Renderer, push_int, push_json_str, response, write_limit_phrase};
 
 /// Clarifai's numeric code for `CONN_THROTTLED`.
 pub const CONN_THROTTLED_CODE: u32 = 11005;
@@ -55,59 +54,31 @@ impl Clarifai {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    status: Status<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Code {
-    Name(&'static str),
-    Number(u32),
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    code: Code,
-    description: &'static str,
-    details: String,
-    req_id: ReqId<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ReqId<'a> {
-    Echo(&'a str),
-    Fresh(String),
-}
-
 impl Renderer for Clarifai {
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
-        let req_id = match echoable_request_id(rejection.headers().get("x-request-id")) {
-            Some(id) => ReqId::Echo(id),
-            None => ReqId::Fresh(fresh_request_id()),
-        };
-        let body = Body {
-            status: Status {
-                code: if self.numeric_code {
-                    Code::Number(CONN_THROTTLED_CODE)
-                } else {
-                    Code::Name("CONN_THROTTLED")
-                },
-                description: "Making too many requests",
-                details: format!(
-                    "exceeded limit of {}",
-                    limit_phrase(rejection.denying().quota())
-                ),
-                req_id,
-            },
-        };
-        super::json_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            HeaderValue::from_static("application/json"),
-            &body,
-        )
+        // Written by hand around `serde_json`'s string escaping: one allocation.
+        let mut out = Vec::with_capacity(192);
+        out.extend_from_slice(br#"{"status":{"code":"#);
+        if self.numeric_code {
+            push_int(&mut out, u64::from(CONN_THROTTLED_CODE));
+        } else {
+            out.extend_from_slice(br#""CONN_THROTTLED""#);
+        }
+        out.extend_from_slice(
+            br#","description":"Making too many requests","details":"exceeded limit of "#,
+        );
+        write_limit_phrase(&mut out, rejection.denying().quota());
+        out.extend_from_slice(br#"","req_id":"#);
+        match echoable_request_id(rejection.headers().get("x-request-id")) {
+            Some(id) => push_json_str(&mut out, id),
+            None => {
+                out.push(b'"');
+                write_fresh_request_id(&mut out);
+                out.push(b'"');
+            }
+        }
+        out.extend_from_slice(b"}}");
+        response(StatusCode::TOO_MANY_REQUESTS, "application/json", out)
     }
 }
 
@@ -124,7 +95,15 @@ fn echoable_request_id(v: Option<&HeaderValue>) -> Option<&str> {
 
 /// 32 hex digits: a per-process random half, and a counter through a bijection (so two
 /// ids of one process never collide) keyed by another random value.
-pub(crate) fn fresh_request_id() -> String {
+#[cfg(test)]
+fn fresh_request_id() -> String {
+    let mut out = Vec::new();
+    write_fresh_request_id(&mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends a fresh id (see [`Clarifai`]) to `out`.
+fn write_fresh_request_id(out: &mut Vec<u8>) {
     static SEED: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let &(hi, key) = SEED.get_or_init(|| {
@@ -140,7 +119,16 @@ pub(crate) fn fresh_request_id() -> String {
         (a.finish(), b.finish())
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{hi:016x}{:016x}", mix(n ^ key))
+    push_hex(out, hi);
+    push_hex(out, mix(n ^ key));
+}
+
+/// `v` as 16 lowercase hex digits.
+fn push_hex(out: &mut Vec<u8>, v: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
+    }
 }
 
 /// The splitmix64 finalizer: a bijection on `u64`.

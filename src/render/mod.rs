@@ -116,37 +116,6 @@ impl<'a> Rejection<'a> {
     }
 }
 
-/// "15 requests per second", "120 requests per minute", "1 request per 90 seconds",
-/// "3 requests per 1500 milliseconds": a quota as people say it, in the largest unit
-/// that divides its window exactly.
-pub fn limit_phrase(quota: &Quota) -> String {
-    let n = quota.limit();
-    let noun = if n == 1 { "request" } else { "requests" };
-    format!("{n} {noun} per {}", window_phrase(quota.window()))
-}
-
-fn window_phrase(w: std::time::Duration) -> String {
-    const UNITS: [(u128, &str); 7] = [
-        (86_400_000_000_000, "day"),
-        (3_600_000_000_000, "hour"),
-        (60_000_000_000, "minute"),
-        (1_000_000_000, "second"),
-        (1_000_000, "millisecond"),
-        (1_000, "microsecond"),
-        (1, "nanosecond"),
-    ];
-    let ns = w.as_nanos().max(1);
-    let (size, unit) = UNITS
-        .iter()
-        .copied()
-        .find(|(size, _)| ns.is_multiple_of(*size))
-        .unwrap_or((1, "nanosecond"));
-    match ns / size {
-        1 => unit.to_owned(),
-        k => format!("{k} {unit}s"),
-    }
-}
-
 /// Renders the answer to a denied request.
 pub trait Renderer: Send + Sync + 'static {
     /// The full response: status, `content-type`, body.
@@ -162,18 +131,75 @@ where
     }
 }
 
-/// A JSON response; the body is serialized by `serde_json`, so every string is escaped.
-fn json_response(
+/// "15 requests per second", "120 requests per minute", "1 request per 90 seconds",
+/// "3 requests per 1500 milliseconds": a quota as people say it, in the largest unit
+/// that divides its window exactly.
+pub fn limit_phrase(quota: &Quota) -> String {
+    let mut out = Vec::with_capacity(32);
+    write_limit_phrase(&mut out, quota);
+    // Only ASCII digits and words were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`limit_phrase`] appended to `out` (ASCII only, nothing to escape in JSON).
+pub(crate) fn write_limit_phrase(out: &mut Vec<u8>, quota: &Quota) {
+    const UNITS: [(u128, &str); 7] = [
+        (86_400_000_000_000, "day"),
+        (3_600_000_000_000, "hour"),
+        (60_000_000_000, "minute"),
+        (1_000_000_000, "second"),
+        (1_000_000, "millisecond"),
+        (1_000, "microsecond"),
+        (1, "nanosecond"),
+    ];
+    let n = quota.limit();
+    push_int(out, u64::from(n));
+    out.extend_from_slice(if n == 1 {
+        b" request per "
+    } else {
+        b" requests per "
+    });
+    let ns = quota.window().as_nanos().max(1);
+    let (size, unit) = UNITS
+        .iter()
+        .copied()
+        .find(|(size, _)| ns.is_multiple_of(*size))
+        .unwrap_or((1, "nanosecond"));
+    let k = ns / size;
+    if k != 1 {
+        out.extend_from_slice(itoa::Buffer::new().format(k).as_bytes());
+        out.push(b' ');
+    }
+    out.extend_from_slice(unit.as_bytes());
+    if k != 1 {
+        out.push(b's');
+    }
+}
+
+pub(crate) fn push_int(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `s` as a JSON string (quoted and escaped by `serde_json`).
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a `&str` into a `Vec` cannot fail; on the impossible error, an empty string
+    // keeps the document valid.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
+/// A response with `status`, `content_type` and `body`.
+pub(crate) fn response(
     status: http::StatusCode,
-    content_type: http::HeaderValue,
-    body: &impl serde::Serialize,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
 ) -> Response<Bytes> {
-    // Serializing plain structs of strings and numbers cannot fail; if it ever did, an
-    // empty object is still valid JSON for the declared content type.
-    let bytes = serde_json::to_vec(body).map_or_else(|_| Bytes::from_static(b"{}"), Bytes::from);
-    let mut res = Response::new(bytes);
+    let mut res = Response::new(body.into());
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(http::header::CONTENT_TYPE, content_type);
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     res
 }

@@ -1,10 +1,9 @@
 //! RFC 9457 problem details, the default rejection.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
-use serde::Serialize;
+use http::{Response, StatusCode};
 
-use super::{Rejection, Renderer, limit_phrase};
+use super::{Rejection, Renderer, push_int, push_json_str, response, write_limit_phrase};
 
 /// The problem type the rate-limit draft registers for quota exhaustion.
 pub const QUOTA_EXCEEDED_TYPE: &str =
@@ -30,33 +29,31 @@ impl ProblemJson {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
-    r#type: &'static str,
-    title: &'static str,
-    status: u16,
-    detail: String,
-    #[serde(rename = "violated-policies")]
-    violated_policies: Vec<&'a str>,
-}
-
 impl Renderer for ProblemJson {
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
-        let problem = Problem {
-            r#type: QUOTA_EXCEEDED_TYPE,
-            title: "Too Many Requests",
-            status: 429,
-            detail: format!(
-                "exceeded limit of {}; retry after {} s",
-                limit_phrase(rejection.denying().quota()),
-                rejection.retry_after_secs()
-            ),
-            violated_policies: rejection.violated().map(|s| s.quota().name()).collect(),
-        };
-        super::json_response(
+        // Written by hand around `serde_json`'s string escaping: one allocation.
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(PREFIX.as_bytes());
+        write_limit_phrase(&mut out, rejection.denying().quota());
+        out.extend_from_slice(b"; retry after ");
+        push_int(&mut out, rejection.retry_after_secs());
+        out.extend_from_slice(br#" s","violated-policies":["#);
+        for (i, s) in rejection.violated().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_str(&mut out, s.quota().name());
+        }
+        out.extend_from_slice(b"]}");
+        response(
             StatusCode::TOO_MANY_REQUESTS,
-            HeaderValue::from_static("application/problem+json"),
-            &problem,
+            "application/problem+json",
+            out,
         )
     }
 }
+
+const PREFIX: &str = concat!(
+    r#"{"type":"https://iana.org/assignments/http-problem-types#quota-exceeded","#,
+    r#""title":"Too Many Requests","status":429,"detail":"exceeded limit of "#
+);

@@ -1,10 +1,9 @@
 //! A one-line plain-text rejection.
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 
-use super::{Rejection, Renderer, limit_phrase};
+use super::{Rejection, Renderer, push_int, response, write_limit_phrase};
 
 /// `429` with `text/plain; charset=utf-8` and one line, e.g.
 /// `Too Many Requests: exceeded limit of 4 requests per second; retry after 1 s`.
@@ -22,17 +21,16 @@ impl Text {
 
 impl Renderer for Text {
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
-        let body = format!(
-            "Too Many Requests: exceeded limit of {}; retry after {} s\n",
-            limit_phrase(rejection.denying().quota()),
-            rejection.retry_after_secs()
-        );
-        let mut res = Response::new(Bytes::from(body));
-        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        res.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        res
+        let mut out = Vec::with_capacity(96);
+        out.extend_from_slice(b"Too Many Requests: exceeded limit of ");
+        write_limit_phrase(&mut out, rejection.denying().quota());
+        out.extend_from_slice(b"; retry after ");
+        push_int(&mut out, rejection.retry_after_secs());
+        out.extend_from_slice(b" s\n");
+        response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "text/plain; charset=utf-8",
+            out,
+        )
     }
 }
