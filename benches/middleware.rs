@@ -60,7 +60,10 @@ fn ours_open(style: HeaderStyle) -> RateLimitLayer {
 
 /// Our limit that denies everything after its first request.
 fn ours_closed() -> RateLimitLayer {
-    let quota = Quota::per_hour(1).expect("valid").with_burst(1).expect("valid");
+    let quota = Quota::per_hour(1)
+        .expect("valid")
+        .with_burst(1)
+        .expect("valid");
     RateLimitLayer::builder(quota).build()
 }
 
