@@ -214,6 +214,7 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
     fn finish<S: Store<E::Key>>(self, store: S) -> RateLimitLayer<E, S> {
         let plan = Arc::new(HeaderPlan::new(store.tiers().clone(), self.style));
         let counters = self.stats.then(|| Counters::new(&plan.tiers));
+        let observed = counters.is_some() || self.on_decision.is_some();
         RateLimitLayer {
             shared: Arc::new(Shared {
                 store,
@@ -229,6 +230,7 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
                 shadow: self.shadow,
                 missing: self.missing,
                 on_decision: self.on_decision,
+                observed,
                 counters,
                 key_log: self.key_log,
                 hasher: foldhash::fast::RandomState::default(),

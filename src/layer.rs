@@ -66,6 +66,8 @@ pub(crate) struct Shared<E: KeyExtractor, S> {
     pub(crate) missing: MissingKey,
     pub(crate) on_decision: Option<EventFn>,
     pub(crate) counters: Option<Counters>,
+    /// Counters or a hook are set: decisions must be recorded.
+    pub(crate) observed: bool,
     pub(crate) key_log: KeyLog,
     pub(crate) hasher: foldhash::fast::RandomState,
 }

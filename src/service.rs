@@ -104,6 +104,11 @@ where
         }
         let tier = shared.tier_of.as_ref().map_or(Tier(0), |f| f(&key));
         match shared.store.check(&key, tier, cost) {
+            // The common case, kept small: no `Decision` is built unless someone looks.
+            Check::Ready(Ok(outcome)) if outcome.is_allowed() => {
+                let admit = shared.admitted(outcome, &key, tier, &req);
+                ResponseFuture::inner(self.inner.call(req), admit)
+            }
             Check::Ready(result) => match shared.resolve(result, &key, tier, &req) {
                 Resolution::Admit(admit) => ResponseFuture::inner(self.inner.call(req), admit),
                 Resolution::Reject(response) => ResponseFuture::rejected(response),
@@ -142,6 +147,9 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         decision: Option<crate::Decision<'_>>,
         error: Option<&StoreError>,
     ) {
+        if !self.observed {
+            return;
+        }
         if let Some(c) = &self.counters {
             c.record(verdict, tier, decision.as_ref());
         }
@@ -157,9 +165,37 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         }
     }
 
+    /// Records an admission; returns what the response future needs to add headers.
+    #[inline]
+    fn admitted<B>(
+        &self,
+        outcome: Outcome,
+        key: &E::Key,
+        tier: Tier,
+        req: &Request<B>,
+    ) -> Option<Admit> {
+        if self.observed {
+            let decision = outcome.decision(self.store.quotas(tier));
+            let head = RequestHead::from_request(req);
+            self.record(
+                Verdict::Admitted,
+                head,
+                Some(key),
+                tier,
+                Some(decision),
+                None,
+            );
+        }
+        (self.style != HeaderStyle::None).then(|| Admit {
+            outcome,
+            tier,
+            plan: Arc::clone(&self.plan),
+        })
+    }
+
     /// Turns a store's answer into "call the inner service (with these headers)" or a
     /// response.
-    #[inline]
+    #[inline(never)]
     fn resolve<B>(
         &self,
         result: Result<Outcome, StoreError>,
@@ -169,6 +205,9 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
     ) -> Resolution {
         let head = RequestHead::from_request(req);
         let outcome = match result {
+            Ok(outcome) if outcome.is_allowed() => {
+                return Resolution::Admit(self.admitted(outcome, key, tier, req));
+            }
             Ok(outcome) => outcome,
             Err(e) => {
                 self.record(Verdict::StoreError, head, Some(key), tier, None, Some(&e));
