@@ -13,6 +13,22 @@
 //! ```
 //!
 //! See [`quota`] for the algorithm, its exact bound and how it differs from fixed windows.
+//!
+//! As tower middleware ([`RateLimitLayer`]), around an axum router, a tonic server or any
+//! `Service<http::Request<B>>`:
+//!
+//! ```
+//! use tower_ratelimit::{Quotas, RateLimitLayer, headers::HeaderStyle, key::HeaderKey, render};
+//! let layer = RateLimitLayer::builder(Quotas::claid())
+//!     .key(HeaderKey::bearer())
+//!     .headers(HeaderStyle::Draft03Claid)
+//!     .renderer(render::Claid::default())
+//!     .build();
+//! # #[cfg(feature = "axum")]
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/v1/image/edit", axum::routing::post(|| async { "ok" }))
+//!     .layer(layer);
+//! ```
 
 pub mod body;
 mod builder;
