@@ -225,7 +225,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
             let verdict = if decision.is_allowed() {
                 Verdict::Admitted
             } else {
-                tracing::info!(
+                tracing::debug!(
                     target: "tower_ratelimit",
                     key = %self.log_key(key),
                     policy = decision.binding().quota().name(),

@@ -50,6 +50,8 @@ async fn limit_holds_across_routes_and_rejects_before_the_handler() {
     .build();
     let calls = Arc::new(AtomicUsize::new(0));
     // `Router::layer` wraps each route separately: the limit must still be one limit.
+    // That this compiles is the proof that no `HandleErrorLayer` is needed: axum only
+    // accepts layers whose service error is `Infallible`, and ours keeps the inner one.
     let addr = serve(counted(&calls).layer(layer)).await;
     let http = Http::new(addr);
 
