@@ -233,7 +233,7 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
                 observed,
                 counters,
                 key_log: self.key_log,
-                hasher: foldhash::fast::RandomState::default(),
+                hasher: std::hash::RandomState::new(),
             }),
         }
     }

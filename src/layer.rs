@@ -69,7 +69,7 @@ pub(crate) struct Shared<E: KeyExtractor, S> {
     /// Counters or a hook are set: decisions must be recorded.
     pub(crate) observed: bool,
     pub(crate) key_log: KeyLog,
-    pub(crate) hasher: foldhash::fast::RandomState,
+    pub(crate) hasher: std::hash::RandomState,
 }
 
 impl<E: KeyExtractor, S> Shared<E, S> {
