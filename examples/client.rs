@@ -3,43 +3,50 @@
 //!
 //! ```text
 //! cargo run --example client --features client                 # starts its own server
-//! TARGET=http://127.0.0.1:3000/ cargo run --example client --features client
+//! cargo run --example claid &                                    # or: the claid example
+//! TARGET=http://127.0.0.1:3000 cargo run --example client --features client
 //! ```
 //!
 //! Each phase ends with one line scripts can read:
 //! `paced: sent=N ok=N rejected=N secs=S`, then `unpaced: sent=N ok=N rejected=N secs=S`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::get;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::StatusCode;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
-use tower_ratelimit::client::{ByHeader, PaceLayer};
-use tower_ratelimit::{KeyedRateLimiter, Quotas};
+use tower_ratelimit::client::{ByHeader, PaceLayer, with_headroom};
+use tower_ratelimit::headers::HeaderStyle;
+use tower_ratelimit::key::HeaderKey;
+use tower_ratelimit::{Quotas, RateLimitLayer, render};
 
+/// The Claid route the `claid` example serves.
+const EDIT: &str = "/v1/image/edit";
 const REQUESTS: usize = 100;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let target = match std::env::var("TARGET") {
-        Ok(url) if !url.is_empty() => url,
+        // A bare server URL (as `cargo run --example claid` prints it) means its route.
+        Ok(url) if !url.is_empty() => match url.parse::<http::Uri>()?.path() {
+            "" | "/" => format!("{}{EDIT}", url.trim_end_matches('/')),
+            _ => url,
+        },
         _ => start_claid_server().await?,
     };
     println!("target: {target}");
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 
     // Paced: every request goes through the pacer, which books it a slot within Claid's
-    // quotas (per API key) and sends it then.
+    // quotas (per API key) and sends it then. One request of headroom absorbs the clock
+    // and network jitter between this process and the server.
     let paced = ServiceBuilder::new()
         .layer(PaceLayer::new(
-            Quotas::claid(),
+            with_headroom(&Quotas::claid(), 1),
             ByHeader(http::header::AUTHORIZATION),
         ))
         .service(client.clone());
@@ -90,14 +97,18 @@ where
     Ok((ok, rejected, start.elapsed().as_secs_f64()))
 }
 
-/// A Claid-like API on 127.0.0.1:0: 4/s and 120/min per `Authorization` value, answering
-/// 429 with Claid's JSON error, `Retry-After` and draft-03 `RateLimit-*` headers.
-/// Returns its URL.
+/// A Claid-shaped API on 127.0.0.1:0, as `examples/claid.rs` serves it: the crate's
+/// [`RateLimitLayer`] at 4/s and 120/min per `Authorization: Bearer` key, with Claid's
+/// draft-03 headers and error body. Returns the URL to call.
 async fn start_claid_server() -> Result<String, BoxError> {
-    let limiter = Arc::new(KeyedRateLimiter::<String>::new(Quotas::claid()));
+    let layer = RateLimitLayer::builder(Quotas::claid())
+        .key(HeaderKey::bearer())
+        .headers(HeaderStyle::Draft03Claid)
+        .renderer(render::Claid::default())
+        .build();
     let app = axum::Router::new()
-        .fallback(any(claid_handler))
-        .with_state(limiter);
+        .route(EDIT, get(edit).post(edit))
+        .layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -105,59 +116,9 @@ async fn start_claid_server() -> Result<String, BoxError> {
             eprintln!("server: {e}");
         }
     });
-    Ok(format!("http://{addr}/"))
+    Ok(format!("http://{addr}{EDIT}"))
 }
 
-fn ceil_secs(d: Duration) -> u64 {
-    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-}
-
-async fn claid_handler(
-    State(limiter): State<Arc<KeyedRateLimiter<String>>>,
-    headers: HeaderMap,
-) -> Response {
-    let key = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("anonymous")
-        .to_owned();
-    let d = match limiter.check_key(&key) {
-        Ok(d) => d,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    };
-    // draft-03: the policy closest to exhaustion, then every policy as quota;w=seconds.
-    let binding = d.denied_by().unwrap_or_else(|| d.binding());
-    let mut limit = binding.quota().limit().to_string();
-    for q in d.quotas() {
-        limit.push_str(&format!(", {};w={}", q.limit(), ceil_secs(q.window())));
-    }
-    let mut h = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&limit) {
-        h.insert("ratelimit-limit", v);
-    }
-    match d.retry_after() {
-        None => {
-            h.insert(
-                "ratelimit-remaining",
-                HeaderValue::from(binding.remaining()),
-            );
-            h.insert(
-                "ratelimit-reset",
-                HeaderValue::from(ceil_secs(binding.reset())),
-            );
-            (StatusCode::OK, h, r#"{"data":"ok"}"#).into_response()
-        }
-        Some(wait) => {
-            let secs = ceil_secs(wait);
-            h.insert("ratelimit-remaining", HeaderValue::from_static("-1"));
-            h.insert("ratelimit-reset", HeaderValue::from(secs));
-            h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-            h.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            let body = r#"{"detail":{"error_code":"2001","error_type":"general","error_message":"Too Many Requests. Rate limit exceeded."}}"#;
-            (StatusCode::TOO_MANY_REQUESTS, h, body).into_response()
-        }
-    }
+async fn edit() -> &'static str {
+    r#"{"data":{"output":{"tmp_url":"https://example.invalid/out.png"}}}"#
 }

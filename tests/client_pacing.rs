@@ -1,6 +1,7 @@
 //! The pacing layer against a real server on loopback, on paused tokio time.
 
-mod common;
+mod client_common;
+use client_common as common;
 
 use std::convert::Infallible;
 use std::time::Duration;

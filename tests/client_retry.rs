@@ -1,6 +1,7 @@
 //! The retry policy against a real server on loopback, on paused tokio time.
 
-mod common;
+mod client_common;
+use client_common as common;
 
 use std::time::Duration;
 

@@ -40,6 +40,7 @@
 mod clock;
 mod error;
 mod future;
+mod headroom;
 pub mod hints;
 mod key;
 mod layer;
@@ -50,6 +51,7 @@ mod service;
 pub use clock::TokioClock;
 pub use error::PaceError;
 pub use future::ResponseFuture;
+pub use headroom::with_headroom;
 pub use hints::RateLimitHints;
 pub use key::{ByHeader, ByHost, Cost, Global, PaceKey};
 pub use layer::{Observe, PaceLayer};
