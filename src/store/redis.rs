@@ -371,6 +371,8 @@ impl Inner {
         };
         match tokio::time::timeout(self.timeout, self.conn.eval(&call)).await {
             Ok(Ok(value)) => parse_reply(value, quotas),
+            // The connection's own response timeout equals ours; either may fire first.
+            Ok(Err(e)) if e.is_timeout() => Err(StoreError::Timeout),
             Ok(Err(e)) => Err(StoreError::Unavailable(Box::new(e))),
             Err(_) => Err(StoreError::Timeout),
         }
