@@ -21,9 +21,11 @@
 //! thread's `now` is behind the base), so decoding `base + level` gives back precisely the
 //! TATs a plain per-quota model would hold. The property tests check this.
 //!
-//! A zero word is the empty state (every TAT at 0, which is in the past). The all-ones
-//! word is a tombstone written by reclamation: a cell holding it is being removed from
-//! its map and must not be updated.
+//! A zero word is the empty state (every TAT at 0, which is in the past). Valid words stay
+//! below 2^127 (2^63 for one quota), which leaves room for two markers: `DEAD`, a
+//! tombstone written by reclamation (the state had expired, so reviving it as zero is
+//! exact), and the `FROZEN` bit, set while a keyed table migrates the cell to a larger
+//! table; a frozen cell is never updated again.
 
 use portable_atomic::AtomicU128;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -44,15 +46,29 @@ pub(crate) trait Cell: Default + Send + Sync + 'static {
     fn check(&self, quotas: &Quotas, now: u64, cost: u64) -> Option<Raw>;
     /// Turns an expired cell (every TAT at or before `now`) into a tombstone.
     fn try_reap(&self, quotas: &Quotas, now: u64) -> bool;
-    /// Whether the cell is a tombstone.
+    /// Whether the cell is a tombstone (and not frozen).
     fn is_dead(&self) -> bool;
+
+    /// The raw state word.
+    type Word: Copy + Send + Sync;
+    /// Sets the frozen bit; returns the state to carry over, `None` if it was dead.
+    fn freeze(&self) -> Option<Self::Word>;
+    /// Whether the frozen bit is set.
+    fn is_frozen(&self) -> bool;
+    /// Turns a tombstone back into the empty state (exact: it had expired).
+    fn revive(&self) -> bool;
+    /// Takes over a migrated state, unless this cell already holds one (a copy that got
+    /// here first, possibly reclaimed since). `false` only if the cell was frozen while
+    /// still empty: the state must then be carried further on.
+    fn adopt(&self, word: Self::Word) -> bool;
 }
 
 /// State of a single-quota set: the TAT.
 #[derive(Debug, Default)]
 pub(crate) struct Cell64(AtomicU64);
 
-const DEAD64: u64 = u64::MAX;
+const DEAD64: u64 = u64::MAX >> 1;
+const FROZEN64: u64 = 1 << 63;
 
 impl Cell for Cell64 {
     #[inline]
@@ -60,7 +76,7 @@ impl Cell for Cell64 {
         let p = &quotas.params[0];
         let mut cur = self.0.load(Relaxed);
         loop {
-            if cur == DEAD64 {
+            if cur >= DEAD64 {
                 return None;
             }
             match decide_one(p, now, cur, cost) {
@@ -85,7 +101,7 @@ impl Cell for Cell64 {
 
     fn try_reap(&self, _: &Quotas, now: u64) -> bool {
         let cur = self.0.load(Relaxed);
-        cur != DEAD64
+        cur < DEAD64
             && cur <= now
             && self
                 .0
@@ -96,13 +112,36 @@ impl Cell for Cell64 {
     fn is_dead(&self) -> bool {
         self.0.load(Relaxed) == DEAD64
     }
+
+    type Word = u64;
+
+    fn freeze(&self) -> Option<u64> {
+        let prev = self.0.fetch_or(FROZEN64, Relaxed) & !FROZEN64;
+        (prev != DEAD64).then_some(prev)
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.0.load(Relaxed) & FROZEN64 != 0
+    }
+
+    fn revive(&self) -> bool {
+        self.0.compare_exchange(DEAD64, 0, Relaxed, Relaxed).is_ok()
+    }
+
+    fn adopt(&self, word: u64) -> bool {
+        match self.0.compare_exchange(0, word, Relaxed, Relaxed) {
+            Ok(_) => true,
+            Err(actual) => actual != FROZEN64,
+        }
+    }
 }
 
 /// State of a multi-quota set: `base << 64 | packed levels`.
 #[derive(Debug, Default)]
 pub(crate) struct Cell128(AtomicU128);
 
-const DEAD128: u128 = u128::MAX;
+const DEAD128: u128 = u128::MAX >> 1;
+const FROZEN128: u128 = 1 << 127;
 
 #[inline]
 fn mask(width: u32) -> u64 {
@@ -141,7 +180,7 @@ impl Cell for Cell128 {
         let params = quotas.params();
         let mut cur = self.0.load(Relaxed);
         loop {
-            if cur == DEAD128 {
+            if cur >= DEAD128 {
                 return None;
             }
             let (base, tats) = unpack(params, cur);
@@ -172,7 +211,7 @@ impl Cell for Cell128 {
 
     fn try_reap(&self, quotas: &Quotas, now: u64) -> bool {
         let cur = self.0.load(Relaxed);
-        if cur == DEAD128 {
+        if cur >= DEAD128 {
             return false;
         }
         let params = quotas.params();
@@ -186,6 +225,30 @@ impl Cell for Cell128 {
 
     fn is_dead(&self) -> bool {
         self.0.load(Relaxed) == DEAD128
+    }
+
+    type Word = u128;
+
+    fn freeze(&self) -> Option<u128> {
+        let prev = self.0.fetch_or(FROZEN128, Relaxed) & !FROZEN128;
+        (prev != DEAD128).then_some(prev)
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.0.load(Relaxed) & FROZEN128 != 0
+    }
+
+    fn revive(&self) -> bool {
+        self.0
+            .compare_exchange(DEAD128, 0, Relaxed, Relaxed)
+            .is_ok()
+    }
+
+    fn adopt(&self, word: u128) -> bool {
+        match self.0.compare_exchange(0, word, Relaxed, Relaxed) {
+            Ok(_) => true,
+            Err(actual) => actual != FROZEN128,
+        }
     }
 }
 

@@ -4,14 +4,13 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use crate::clock::{Clock, MAX_NOW_NS, MonotonicClock};
+use crate::clock::{Clock, DefaultClock, MAX_NOW_NS};
 use crate::decision::{Decision, Outcome};
 use crate::error::{CheckError, StoreError};
 use crate::quota::Quotas;
 use crate::state::{Cell, Cell64, Cell128, Raw};
+use crate::store::table::CellTable;
 use crate::store::{Check, Store, Tier, Tiers};
-
-type Map<K, V> = papaya::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Rejects costs that are zero or above the set's smallest burst, in one comparison.
 #[inline]
@@ -62,7 +61,7 @@ impl DirectCell {
 /// let admitted = (0..10).filter(|_| limiter.check().unwrap().is_allowed()).count();
 /// assert_eq!(admitted, 4, "the 4-per-second burst");
 /// ```
-pub struct RateLimiter<C = MonotonicClock> {
+pub struct RateLimiter<C = DefaultClock> {
     quotas: Quotas,
     cell: DirectCell,
     clock: C,
@@ -76,11 +75,11 @@ impl<C> fmt::Debug for RateLimiter<C> {
     }
 }
 
-impl RateLimiter<MonotonicClock> {
+impl RateLimiter<DefaultClock> {
     /// A limiter over `quotas` (a [`Quota`](crate::Quota) or a [`Quotas`] set) on the
     /// default monotonic clock.
     pub fn new(quotas: impl Into<Quotas>) -> Self {
-        Self::with_clock(quotas, MonotonicClock::new())
+        Self::with_clock(quotas, DefaultClock::new())
     }
 }
 
@@ -126,13 +125,14 @@ impl<C: Clock> RateLimiter<C> {
     }
 }
 
-enum Table<K> {
-    One(Map<K, Cell64>),
-    Many(Map<K, Cell128>),
+enum Table {
+    One(CellTable<Cell64>),
+    Many(CellTable<Cell128>),
 }
 
-/// One state per client key (IP, API key, any `Hash + Eq + Clone` key) over a lock-free
-/// concurrent map.
+/// One state per client key (IP, API key, any `Hash` key, unsized ones like `str`
+/// included) over a lock-free table that stores a 64-bit keyed fingerprint of each key
+/// inline beside its state (see the note on collisions below).
 ///
 /// Memory stays bounded without a cleanup thread: a key whose state has become
 /// equivalent to "never seen" (every quota fully restored) is reclaimed by sweeps that
@@ -142,16 +142,23 @@ enum Table<K> {
 /// interval), and if none can be freed the new key gets [`CheckError::TooManyKeys`]
 /// rather than evicting a live key, which would reset that client's limit.
 ///
+/// Keys are not stored: a slot holds a SipHash-1-3 fingerprint (random keys per limiter)
+/// and the state, 16 bytes (32 for a multi-quota set), one cache miss per lookup. Two
+/// keys share a state only if their fingerprints collide: probability about `n²/2^65`
+/// over `n` keys (3 × 10^-8 at a million keys); they would then share one budget, never
+/// get a looser one.
+///
 /// ```
 /// use tower_ratelimit::{KeyedRateLimiter, Quota};
-/// let limiter = KeyedRateLimiter::new(Quota::per_second(1).unwrap());
-/// assert!(limiter.check_key(&"alice").unwrap().is_allowed());
-/// assert!(!limiter.check_key(&"alice").unwrap().is_allowed());
-/// assert!(limiter.check_key(&"bob").unwrap().is_allowed(), "keys are independent");
+/// let limiter = KeyedRateLimiter::<str>::new(Quota::per_second(1).unwrap());
+/// assert!(limiter.check_key("alice").unwrap().is_allowed());
+/// assert!(!limiter.check_key("alice").unwrap().is_allowed());
+/// assert!(limiter.check_key("bob").unwrap().is_allowed(), "keys are independent");
 /// ```
-pub struct KeyedRateLimiter<K, C = MonotonicClock> {
+pub struct KeyedRateLimiter<K: ?Sized, C = DefaultClock> {
     quotas: Quotas,
-    table: Table<K>,
+    table: Table,
+    key: std::marker::PhantomData<fn(&K)>,
     clock: C,
     max_keys: Option<usize>,
     inserts_since_sweep: AtomicUsize,
@@ -160,7 +167,7 @@ pub struct KeyedRateLimiter<K, C = MonotonicClock> {
     sweep_interval_ns: u64,
 }
 
-impl<K, C> fmt::Debug for KeyedRateLimiter<K, C> {
+impl<K: ?Sized, C> fmt::Debug for KeyedRateLimiter<K, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedRateLimiter")
             .field("quotas", &self.quotas)
@@ -172,28 +179,28 @@ impl<K, C> fmt::Debug for KeyedRateLimiter<K, C> {
 /// Sweeps triggered by growth wait for at least this many inserts.
 const MIN_SWEEP_INSERTS: usize = 4096;
 
-impl<K> KeyedRateLimiter<K, MonotonicClock>
+impl<K> KeyedRateLimiter<K, DefaultClock>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: Hash + ?Sized,
 {
     /// A keyed limiter over `quotas` on the default clock.
     pub fn new(quotas: impl Into<Quotas>) -> Self {
-        Self::with_clock(quotas, MonotonicClock::new())
+        Self::with_clock(quotas, DefaultClock::new())
     }
 }
 
 impl<K, C> KeyedRateLimiter<K, C>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
+    K: Hash + ?Sized,
     C: Clock,
 {
     /// A keyed limiter on the given clock.
     pub fn with_clock(quotas: impl Into<Quotas>, clock: C) -> Self {
         let quotas = quotas.into();
         let table = if quotas.len() == 1 {
-            Table::One(Map::with_hasher(Default::default()))
+            Table::One(CellTable::new())
         } else {
-            Table::Many(Map::with_hasher(Default::default()))
+            Table::Many(CellTable::new())
         };
         // A key inserted now is usually reclaimable one emission interval later; at the
         // cap, sweeping more often than that frees nothing and costs O(keys).
@@ -205,6 +212,7 @@ where
         KeyedRateLimiter {
             quotas,
             table,
+            key: std::marker::PhantomData,
             clock,
             max_keys: None,
             inserts_since_sweep: AtomicUsize::new(0),
@@ -242,67 +250,54 @@ where
     #[inline]
     fn check_in<V: Cell>(
         &self,
-        map: &Map<K, V>,
+        table: &CellTable<V>,
         key: &K,
         now_ns: u64,
         now: u64,
         cost: u32,
     ) -> Result<Raw, CheckError> {
-        let map = map.pin();
-        loop {
-            let cell = match map.get(key) {
-                Some(cell) => cell,
-                None => {
-                    self.make_room(map.map(), now_ns, now)?;
-                    map.get_or_insert_with(key.clone(), V::default)
-                }
-            };
-            match cell.check(&self.quotas, now, u64::from(cost)) {
-                Some(raw) => return Ok(raw),
-                // A sweep is removing this cell; help it, then start afresh. Its state had
-                // expired, so the fresh cell is equivalent.
-                None => {
-                    let _ = map.remove_if(key, |_, v| v.is_dead());
-                }
-            }
-        }
+        table.with_cell(
+            key,
+            |live| self.make_room(table, live, now_ns, now),
+            |cell| cell.check(&self.quotas, now, u64::from(cost)),
+        )
     }
 
-    /// Runs before a new key is inserted: keeps the map bounded.
-    fn make_room<V: Cell>(&self, map: &Map<K, V>, now_ns: u64, now: u64) -> Result<(), CheckError> {
-        let len = map.len();
+    /// Runs before a new key is inserted: keeps the table bounded.
+    fn make_room<V: Cell>(
+        &self,
+        table: &CellTable<V>,
+        live: usize,
+        now_ns: u64,
+        now: u64,
+    ) -> Result<(), CheckError> {
         let inserts = self.inserts_since_sweep.fetch_add(1, Relaxed) + 1;
-        if inserts >= (len / 2).max(MIN_SWEEP_INSERTS) {
-            self.sweep(map, now_ns, now);
+        if inserts >= (live / 2).max(MIN_SWEEP_INSERTS) {
+            self.sweep(table, now_ns, now);
         }
         if let Some(max_keys) = self.max_keys
-            && len >= max_keys
+            && live >= max_keys
         {
             let last = self.last_sweep_ns.load(Relaxed);
             if now_ns >= last.saturating_add(self.sweep_interval_ns) {
-                self.sweep(map, now_ns, now);
+                self.sweep(table, now_ns, now);
             }
-            if map.len() >= max_keys {
+            if table.len() >= max_keys {
                 return Err(CheckError::TooManyKeys { max_keys });
             }
         }
         Ok(())
     }
 
-    /// Removes every key whose state equals "never seen". One sweeper at a time; others
-    /// skip rather than wait.
-    fn sweep<V: Cell>(&self, map: &Map<K, V>, now_ns: u64, now: u64) {
+    /// Tombstones every key whose state equals "never seen". One sweeper at a time;
+    /// others skip rather than wait.
+    fn sweep<V: Cell>(&self, table: &CellTable<V>, now_ns: u64, now: u64) {
         if self.sweeping.swap(true, Relaxed) {
             return;
         }
         self.inserts_since_sweep.store(0, Relaxed);
         self.last_sweep_ns.store(now_ns, Relaxed);
-        let map = map.pin();
-        for (key, cell) in map.iter() {
-            if cell.try_reap(&self.quotas, now) {
-                let _ = map.remove_if(key, |_, v| v.is_dead());
-            }
-        }
+        table.sweep(|cell| cell.try_reap(&self.quotas, now));
         self.sweeping.store(false, Relaxed);
     }
 
@@ -351,7 +346,7 @@ where
 /// assert_eq!(outcome.decision(store.quotas(Tier(0))).binding().remaining(), 3);
 /// # Ok(()) }
 /// ```
-pub struct MemoryStore<K, C = MonotonicClock> {
+pub struct MemoryStore<K, C = DefaultClock> {
     tiers: Tiers,
     limiters: Vec<KeyedRateLimiter<K, C>>,
 }
@@ -364,13 +359,13 @@ impl<K, C> fmt::Debug for MemoryStore<K, C> {
     }
 }
 
-impl<K> MemoryStore<K, MonotonicClock>
+impl<K> MemoryStore<K, DefaultClock>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
     /// A store for `tiers` (or a single [`Quotas`] set) on the default clock.
     pub fn new(tiers: impl Into<Tiers>) -> Self {
-        Self::with_clock(tiers, MonotonicClock::new())
+        Self::with_clock(tiers, DefaultClock::new())
     }
 }
 

@@ -14,6 +14,7 @@ use crate::quota::Quotas;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod table;
 
 /// Index of a quota set in a store (0 is the default set; see [`Tiers`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

@@ -187,6 +187,10 @@ fn check_cost(quotas: &Quotas, cost: u32) -> Result<(), CheckError> {
 }
 
 /// Converts the script's microsecond numbers to an [`Outcome`] in the set's unit.
+///
+/// Levels (`TAT - now`) and waits are rounded up, each on its own, so a level of `k`
+/// requests never reads as more than `k` emission intervals of the set and a
+/// `retry_after` is never early.
 fn outcome_from_us(
     quotas: &Quotas,
     now_us: u64,
@@ -195,12 +199,17 @@ fn outcome_from_us(
     denied: Option<(usize, u64)>,
 ) -> Outcome {
     let unit = 1u64 << quotas.shift;
+    let now = (now_us * 1000) >> quotas.shift;
     let mut tats = [0u64; MAX_QUOTAS];
     for (t, &us) in tats.iter_mut().zip(tats_us) {
-        *t = (us * 1000).div_ceil(unit);
+        *t = if us > now_us {
+            now + ((us - now_us) * 1000).div_ceil(unit)
+        } else {
+            (us * 1000) >> quotas.shift
+        };
     }
     Outcome::new(
-        (now_us * 1000) >> quotas.shift,
+        now,
         tats,
         cost,
         denied.map(|(i, w)| (i, (w * 1000).div_ceil(unit))),

@@ -8,13 +8,17 @@
 //! server read its clock after the anchor), and TATs only grow, so a cached denial is one
 //! Redis would also give; once the local decision would admit, the request goes to Redis.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::gcra::{Verdict, decide};
 use crate::quota::{MAX_QUOTAS, Params};
 
-type Map<K, V> = papaya::HashMap<K, V, foldhash::fast::RandomState>;
+/// Independent locks, so concurrent checks rarely wait on each other.
+const SHARDS: usize = 16;
 
 /// The TATs of a denial and when it was made.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +49,10 @@ pub(super) struct Hit {
 }
 
 pub(super) struct DenyCache {
-    map: Map<String, Entry>,
+    shards: Box<[Mutex<HashMap<String, Entry>>]>,
+    hasher: RandomState,
+    /// Entries in all shards; checked before any lock, so an empty cache costs one load.
+    len: AtomicUsize,
     max_keys: usize,
     origin: Instant,
     last_sweep_us: AtomicU64,
@@ -57,11 +64,20 @@ const SWEEP_GAP_US: u64 = 1_000;
 impl DenyCache {
     pub(super) fn new(max_keys: usize) -> Self {
         DenyCache {
-            map: Map::with_hasher(Default::default()),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            len: AtomicUsize::new(0),
             max_keys,
             origin: Instant::now(),
             last_sweep_us: AtomicU64::new(0),
         }
+    }
+
+    fn shard(&self, stem: &str) -> MutexGuard<'_, HashMap<String, Entry>> {
+        let i = (self.hasher.hash_one(stem) as usize) % SHARDS;
+        // A panic while holding the lock cannot leave an entry half-written (entries are
+        // plain copies), so a poisoned shard is still consistent.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Local monotonic time, whole microseconds since the cache was made (rounded down,
@@ -71,16 +87,15 @@ impl DenyCache {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.map.len()
+        self.len.load(Relaxed)
     }
 
     /// The denial to give `stem` now for `cost`, if the cached state still denies it.
     pub(super) fn lookup(&self, stem: &str, params_us: &[Params], cost: u32) -> Option<Hit> {
-        if self.map.is_empty() {
+        if self.len() == 0 {
             return None;
         }
-        let map = self.map.pin();
-        let entry = *map.get(stem)?;
+        let entry = *self.shard(stem).get(stem)?;
         // Rounded up: "now" must not lag the server's clock.
         let elapsed = self.local_us().saturating_sub(entry.anchor_us) + 1;
         let now_us = entry.denial.now_us + elapsed;
@@ -104,30 +119,35 @@ impl DenyCache {
     /// Remembers a denial by Redis whose call was sent at local time `anchor_us`, and
     /// which could be admitted again `wait_us` later.
     pub(super) fn insert(&self, stem: &str, denial: Denial, anchor_us: u64, wait_us: u64) {
-        let map = self.map.pin();
-        if map.len() >= self.max_keys && !map.contains_key(stem) {
+        let entry = Entry {
+            denial,
+            anchor_us,
+            until_us: anchor_us.saturating_add(wait_us),
+        };
+        if self.len() >= self.max_keys {
             self.sweep();
-            if map.len() >= self.max_keys {
-                // Full of live denials: this one simply goes to Redis next time. Evicting a
-                // live entry would only trade one round trip for another.
-                return;
-            }
         }
-        let until_us = anchor_us.saturating_add(wait_us);
-        map.insert(
-            stem.to_owned(),
-            Entry {
-                denial,
-                anchor_us,
-                until_us,
-            },
-        );
+        let mut shard = self.shard(stem);
+        if let Some(e) = shard.get_mut(stem) {
+            *e = entry;
+            return;
+        }
+        // Reserve a place first, so the bound holds under concurrent inserts. When full
+        // of live denials, this one simply goes to Redis next time: evicting a live entry
+        // would only trade one round trip for another.
+        if self
+            .len
+            .fetch_update(Relaxed, Relaxed, |n| (n < self.max_keys).then_some(n + 1))
+            .is_ok()
+        {
+            shard.insert(stem.to_owned(), entry);
+        }
     }
 
     /// Forgets `stem` (Redis admitted it).
     pub(super) fn remove(&self, stem: &str) {
-        if !self.map.is_empty() {
-            self.map.pin().remove(stem);
+        if self.len() > 0 && self.shard(stem).remove(stem).is_some() {
+            self.len.fetch_sub(1, Relaxed);
         }
     }
 
@@ -143,6 +163,11 @@ impl DenyCache {
         {
             return;
         }
-        self.map.pin().retain(|_, e| e.until_us > now);
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let before = shard.len();
+            shard.retain(|_, e| e.until_us > now);
+            self.len.fetch_sub(before - shard.len(), Relaxed);
+        }
     }
 }

@@ -1,0 +1,70 @@
+//! The check path allocates nothing, and keyed state costs a bounded number of bytes per
+//! key. A counting global allocator (this test binary only) proves both.
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use std::alloc::System;
+
+use tower_ratelimit::clock::ManualClock;
+use tower_ratelimit::{KeyedRateLimiter, Quota, Quotas, RateLimiter};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Allocations made by `f` (this test binary runs its tests on one thread, see below).
+fn allocations(f: impl FnOnce()) -> usize {
+    let region = Region::new(GLOBAL);
+    f();
+    region.change().allocations + region.change().reallocations
+}
+
+#[test]
+fn no_allocation_per_check_and_bytes_per_key() {
+    // One #[test] so no other test thread allocates while we count.
+    for set in [
+        Quotas::from(Quota::per_second(1_000_000).expect("v")),
+        Quotas::claid(),
+    ] {
+        let direct = RateLimiter::new(set.clone());
+        direct.check().expect("warm up");
+        let n = allocations(|| {
+            for _ in 0..10_000 {
+                std::hint::black_box(direct.check().expect("cost 1").is_allowed());
+            }
+        });
+        assert_eq!(n, 0, "direct {set:?}");
+
+        let keyed = KeyedRateLimiter::new(set.clone());
+        for k in 0..64u64 {
+            keyed.check_key(&k).expect("warm up");
+        }
+        let n = allocations(|| {
+            for i in 0..10_000u64 {
+                let d = keyed.check_key(&(i % 64)).expect("cost 1");
+                std::hint::black_box((d.is_allowed(), d.binding().remaining()));
+            }
+        });
+        assert_eq!(n, 0, "keyed, existing keys {set:?}");
+    }
+
+    // Bytes per tracked key at one million keys.
+    for (name, set) in [
+        ("one quota", Quotas::from(Quota::per_hour(100).expect("v"))),
+        ("claid set", Quotas::claid()),
+    ] {
+        let region = Region::new(GLOBAL);
+        // A frozen clock: with a real one, early keys may expire and be reclaimed
+        // before the millionth is inserted.
+        let keyed = KeyedRateLimiter::with_clock(set, ManualClock::new());
+        for k in 0..1_000_000u64 {
+            keyed.check_key(&k).expect("cost 1");
+        }
+        assert_eq!(keyed.len(), 1_000_000);
+        let change = region.change();
+        let live = change.bytes_allocated as f64 + change.bytes_reallocated as f64
+            - change.bytes_deallocated as f64;
+        let per_key = live / 1e6;
+        println!("bytes per tracked key at 1M keys ({name}): {per_key:.1}");
+        assert!(per_key < 128.0, "{name}: {per_key} bytes per key");
+        drop(keyed);
+    }
+}
