@@ -230,3 +230,44 @@ async fn killed_and_restarted_redis_under_load() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_store_starts_without_redis_and_connects_when_it_appears() {
+    if !support::redis_installed("lazy_store_starts_without_redis_and_connects_when_it_appears") {
+        return;
+    }
+    let port = support::free_port();
+    let store = RedisStore::builder(Quotas::from(Quota::per_hour(2).expect("valid")))
+        .timeout(TIMEOUT)
+        .on_failure(FailurePolicy::FailClosed)
+        .connect_lazy(&format!("redis://127.0.0.1:{port}"))
+        .expect("a lazy store needs no server yet");
+    assert!(
+        check(&store, "early").await.is_err(),
+        "nothing listens yet: fail closed"
+    );
+    let _server = support::RedisServer::start_with(port, &[]);
+    let mut answered = false;
+    for _ in 0..250 {
+        if let Ok(o) = check(&store, "late").await {
+            assert!(o.is_allowed());
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "the store connected once Redis appeared");
+    assert!(check(&store, "late").await.expect("up").is_allowed());
+    assert!(!check(&store, "late").await.expect("up").is_allowed());
+}
+
+#[test]
+fn a_lazy_store_outside_a_runtime_is_an_error() {
+    let err = RedisStore::builder(Quotas::claid())
+        .connect_lazy("redis://127.0.0.1:6379")
+        .expect_err("no Tokio runtime here");
+    assert!(matches!(
+        err,
+        tower_ratelimit::store::redis::ConnectError::NoRuntime
+    ));
+}
