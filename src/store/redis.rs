@@ -67,8 +67,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
-use ::redis::Value;
-
 use crate::decision::Outcome;
 use crate::error::{CheckError, StoreError};
 use crate::quota::{MAX_QUOTAS, Params, Quotas};
@@ -78,6 +76,7 @@ use crate::store::{Check, Store, Tier, Tiers};
 mod config;
 mod conn;
 mod deny_cache;
+mod reply;
 
 pub use config::{
     ConnectError, DEFAULT_DENY_CACHE, DEFAULT_PREFIX, DEFAULT_TIMEOUT, FailurePolicy,
@@ -85,6 +84,7 @@ pub use config::{
 };
 use conn::{Call, Conn};
 use deny_cache::{Denial, DenyCache};
+use reply::{Reply, outcome_from_us, parse_reply};
 
 /// The Lua script behind every check. Its header documents the keys, the arguments
 /// and the reply.
@@ -184,82 +184,6 @@ fn check_cost(quotas: &Quotas, cost: u32) -> Result<(), CheckError> {
     } else {
         Ok(())
     }
-}
-
-/// Converts the script's microsecond numbers to an [`Outcome`] in the set's unit.
-///
-/// Levels (`TAT - now`) and waits are rounded up, each on its own, so a level of `k`
-/// requests never reads as more than `k` emission intervals of the set and a
-/// `retry_after` is never early.
-fn outcome_from_us(
-    quotas: &Quotas,
-    now_us: u64,
-    tats_us: &[u64],
-    cost: u32,
-    denied: Option<(usize, u64)>,
-) -> Outcome {
-    let unit = 1u64 << quotas.shift;
-    let now = (now_us * 1000) >> quotas.shift;
-    let mut tats = [0u64; MAX_QUOTAS];
-    for (t, &us) in tats.iter_mut().zip(tats_us) {
-        *t = if us > now_us {
-            now + ((us - now_us) * 1000).div_ceil(unit)
-        } else {
-            (us * 1000) >> quotas.shift
-        };
-    }
-    Outcome::new(
-        now,
-        tats,
-        cost,
-        denied.map(|(i, w)| (i, (w * 1000).div_ceil(unit))),
-    )
-}
-
-/// The script's reply, checked: numbers in µs.
-struct Reply {
-    now_us: u64,
-    denied: Option<(usize, u64)>,
-    tats_us: [u64; MAX_QUOTAS],
-}
-
-/// Largest number the script can return exactly (2^53).
-const LUA_EXACT: u64 = 1 << 53;
-
-fn parse_reply(value: Value, quotas: usize) -> Result<Reply, StoreError> {
-    let bad = || {
-        StoreError::Unavailable(
-            format!("unexpected reply from the rate-limit script: {value:?}").into(),
-        )
-    };
-    let Value::Array(items) = &value else {
-        return Err(bad());
-    };
-    if items.len() != 3 + quotas {
-        return Err(bad());
-    }
-    let mut nums = [0u64; 3 + MAX_QUOTAS];
-    for (n, item) in nums.iter_mut().zip(items) {
-        match item {
-            Value::Int(i) => match u64::try_from(*i) {
-                Ok(v) if v < LUA_EXACT => *n = v,
-                _ => return Err(bad()),
-            },
-            _ => return Err(bad()),
-        }
-    }
-    let denied = match nums[1] {
-        0 => None,
-        i if (i as usize) <= quotas => Some((i as usize - 1, nums[2])),
-        _ => return Err(bad()),
-    };
-    let mut tats_us = [0u64; MAX_QUOTAS];
-    tats_us[..quotas].copy_from_slice(&nums[3..3 + quotas]);
-    Ok(Reply {
-        now_us: nums[0],
-        denied,
-        tats_us,
-    })
 }
 
 impl RedisStore {
@@ -379,7 +303,7 @@ impl Inner {
             params: &self.scripts[t].args,
         };
         match tokio::time::timeout(self.timeout, self.conn.eval(&call)).await {
-            Ok(Ok(value)) => parse_reply(value, quotas),
+            Ok(Ok(value)) => parse_reply(&value, quotas),
             // The connection's own response timeout equals ours; either may fire first.
             Ok(Err(e)) if e.is_timeout() => Err(StoreError::Timeout),
             Ok(Err(e)) => Err(StoreError::Unavailable(Box::new(e))),
