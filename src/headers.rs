@@ -1,39 +1,430 @@
 //! Rate-limit response headers, by generation of the IETF httpapi draft.
 //!
-//! CONTRACT (filled in by the headers/renderers work): `HeaderStyle::apply` adds the
-//! style's fields for a decision, admitted or denied; `retry_after` renders
-//! `Retry-After` for a denial.
+//! A [`HeaderStyle`] picks the fields; [`HeaderStyle::prepare`] renders the parts that
+//! depend only on the quota set once, so the per-response work is a few integer
+//! formats. [`retry_after`] renders `Retry-After` for a denial; no style adds it by
+//! itself (the middleware adds it to every 429, whatever the style).
+//!
+//! ```
+//! use http::HeaderMap;
+//! use tower_ratelimit::{Quotas, RateLimiter, clock::ManualClock, headers::HeaderStyle};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let limiter = RateLimiter::with_clock(Quotas::claid(), ManualClock::new());
+//! let prepared = HeaderStyle::Ietf.prepare(limiter.quotas());
+//! let mut headers = HeaderMap::new();
+//! prepared.apply(&limiter.check()?, &mut headers);
+//! assert_eq!(headers["ratelimit-policy"], r#""burst";q=4;w=1, "minute";q=120;w=60"#);
+//! assert_eq!(headers["ratelimit"], r#""burst";r=3;t=1"#);
+//! # Ok(()) }
+//! ```
+//!
+//! # What the numbers mean under GCRA
+//!
+//! GCRA has no windows that reset; it refills continuously. The fields therefore say:
+//!
+//! * **remaining** (`r`, `RateLimit-Remaining`, `X-RateLimit-Remaining`): requests of
+//!   cost 1 the policy would admit right now, one after another
+//!   ([`QuotaState::remaining`]). Never negative, except in [`HeaderStyle::Draft03Claid`].
+//! * **reset** (`t`, `RateLimit-Reset`, `X-RateLimit-Reset`): delta seconds, rounded up.
+//!   On an admitted response, the time until the policy is fully restored
+//!   ([`QuotaState::reset`]): "118 remaining, full again in 32 s". On a denial, for the
+//!   policy that refused, the time until the refused request would be admitted: exactly
+//!   the `Retry-After` value, so the two never disagree and `Retry-After` is never
+//!   earlier than the reset the headers announce.
+//! * **binding policy**: the policy closest to exhaustion ([`Decision::binding`]); on a
+//!   denial, the one that refused.
+//!
+//! Windows are announced in whole seconds (`w`), rounded up, at least 1; policy names
+//! are Structured Field strings, with any byte outside printable ASCII replaced by `?`.
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use http::header::{HeaderName, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue};
 
-use crate::decision::Decision;
+use crate::decision::{Decision, QuotaState};
+use crate::quota::Quotas;
+
+/// `RateLimit-Policy` (current draft).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (current draft).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// `RateLimit-Limit` (draft-03).
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining` (draft-03).
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset` (draft-03).
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+/// `X-RateLimit-Limit` (legacy).
+pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+/// `X-RateLimit-Remaining` (legacy).
+pub const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+/// `X-RateLimit-Reset` (legacy).
+pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Which rate-limit header fields to send.
+///
+/// Examples below are for [`Quotas::claid`] (`4/s "burst"` and `120/min "minute"`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HeaderStyle {
-    /// The current draft: `RateLimit-Policy` and `RateLimit` Structured Field lists.
+    /// The current draft (-08 to -10): `RateLimit-Policy` lists every policy,
+    /// `RateLimit` reports only the binding one (the one that decides when the client
+    /// will be refused, which keeps the field short):
+    ///
+    /// ```text
+    /// RateLimit-Policy: "burst";q=4;w=1, "minute";q=120;w=60
+    /// RateLimit: "burst";r=0;t=1
+    /// ```
     #[default]
     Ietf,
-    /// Draft-03 (what Claid sends): `RateLimit-Limit: 120, 120;w=60, 4;w=1`,
-    /// `RateLimit-Remaining`, `RateLimit-Reset`.
+    /// Draft-03: the binding policy's limit, then every policy as `quota;w=seconds`,
+    /// longest window first (as Claid lists them); remaining and reset of the binding
+    /// policy. Remaining is never negative.
+    ///
+    /// ```text
+    /// RateLimit-Limit: 120, 120;w=60, 4;w=1
+    /// RateLimit-Remaining: 118
+    /// RateLimit-Reset: 32
+    /// ```
     Draft03,
-    /// Legacy `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset`.
+    /// [`Draft03`](Self::Draft03) exactly as Claid's documentation shows it, including
+    /// `RateLimit-Remaining: -1` on a denial (admitted responses are identical to
+    /// `Draft03`). Pick it with [`render::Claid`](crate::render::Claid) to reproduce
+    /// Claid's API.
+    Draft03Claid,
+    /// Legacy `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (delta
+    /// seconds, the common choice, not a Unix timestamp) of the binding policy.
     XRateLimit,
     /// No rate-limit fields (a 429 still carries `Retry-After`).
     None,
 }
 
 impl HeaderStyle {
-    /// Adds this style's fields for `decision` to `headers`.
+    /// Adds this style's fields for `decision` to `headers` (replacing fields of the same
+    /// name). Does not add `Retry-After`; see [`retry_after`].
+    ///
+    /// This renders the quota set's constant parts on every call; middleware and other
+    /// hot paths should call [`HeaderStyle::prepare`] once and reuse the result.
     pub fn apply(self, decision: &Decision<'_>, headers: &mut HeaderMap) {
-        let _ = (decision, headers);
+        if self != HeaderStyle::None {
+            self.prepare(decision.quotas()).apply(decision, headers);
+        }
+    }
+
+    /// Renders the parts of this style's fields that depend only on `quotas`, for
+    /// [`PreparedHeaders::apply`].
+    pub fn prepare(self, quotas: &Quotas) -> PreparedHeaders {
+        let policies: Vec<Policy> = quotas
+            .iter()
+            .map(|q| Policy {
+                limit: u64::from(q.limit()),
+                window: window_secs(q.window()),
+                name: sf_string(q.name()),
+            })
+            .collect();
+        let mut prepared = PreparedHeaders {
+            style: self,
+            quotas: quotas.clone(),
+            policy: None,
+            item_prefix: Vec::new(),
+            limit: Vec::new(),
+        };
+        match self {
+            HeaderStyle::Ietf => {
+                let list: Vec<String> = policies
+                    .iter()
+                    .map(|p| format!("{};q={};w={}", p.name, p.limit, p.window))
+                    .collect();
+                prepared.policy = Some(header_value(list.join(", ")));
+                prepared.item_prefix = policies
+                    .iter()
+                    .map(|p| format!("{};r=", p.name).into_bytes())
+                    .collect();
+            }
+            HeaderStyle::Draft03 | HeaderStyle::Draft03Claid => {
+                let mut by_window: Vec<&Policy> = policies.iter().collect();
+                // Longest window first, as Claid lists them; stable for equal windows.
+                by_window.sort_by_key(|p| std::cmp::Reverse(p.window));
+                let tail: Vec<String> = by_window
+                    .iter()
+                    .map(|p| format!("{};w={}", p.limit, p.window))
+                    .collect();
+                let tail = tail.join(", ");
+                prepared.limit = policies
+                    .iter()
+                    .map(|p| header_value(format!("{}, {tail}", p.limit)))
+                    .collect();
+            }
+            HeaderStyle::XRateLimit => {
+                prepared.limit = policies.iter().map(|p| number(p.limit)).collect();
+            }
+            HeaderStyle::None => {}
+        }
+        prepared
     }
 }
 
-/// `Retry-After` for a denied decision: whole seconds, rounded up, at least 1.
+/// One policy's constant parts.
+struct Policy {
+    limit: u64,
+    window: u64,
+    /// Already an sf-string, quotes included.
+    name: String,
+}
+
+/// A [`HeaderStyle`] with its constant parts rendered for one quota set: what the
+/// middleware keeps per layer (and per quota set, with overrides).
+///
+/// [`apply`](Self::apply) clones the constant values (no allocation) and formats only the
+/// numbers that change; small numbers come from a shared table, so `Draft03`,
+/// `Draft03Claid` and `XRateLimit` usually allocate nothing and `Ietf` allocates the one
+/// `RateLimit` value.
+#[derive(Debug, Clone)]
+pub struct PreparedHeaders {
+    style: HeaderStyle,
+    quotas: Quotas,
+    /// `RateLimit-Policy` (Ietf).
+    policy: Option<HeaderValue>,
+    /// Per quota: `"name";r=` (Ietf).
+    item_prefix: Vec<Vec<u8>>,
+    /// Per quota as the binding one: the whole `RateLimit-Limit` (Draft03) or
+    /// `X-RateLimit-Limit` (XRateLimit) value.
+    limit: Vec<HeaderValue>,
+}
+
+impl PreparedHeaders {
+    /// The style this was prepared for.
+    pub fn style(&self) -> HeaderStyle {
+        self.style
+    }
+
+    /// Adds the style's fields for `decision` to `headers` (replacing fields of the same
+    /// name). Does not add `Retry-After`; see [`retry_after`].
+    ///
+    /// A decision made against a different quota set than the one prepared for is still
+    /// rendered correctly, by the slow path.
+    pub fn apply(&self, decision: &Decision<'_>, headers: &mut HeaderMap) {
+        if self.style == HeaderStyle::None {
+            return;
+        }
+        let quotas = decision.quotas();
+        if !std::ptr::eq(quotas, &self.quotas) && *quotas != self.quotas {
+            self.style.prepare(quotas).apply(decision, headers);
+            return;
+        }
+        let binding = decision.binding();
+        let i = binding.index();
+        let reset = reset_secs(decision, &binding);
+        match self.style {
+            HeaderStyle::Ietf => {
+                if let Some(policy) = &self.policy {
+                    headers.insert(RATELIMIT_POLICY, policy.clone());
+                }
+                let mut buf = Buf::new(&self.item_prefix[i]);
+                buf.push_u64(binding.remaining());
+                buf.push(b";t=");
+                buf.push_u64(reset);
+                // Built only from an sf-string and digits: always a valid value.
+                if let Ok(v) = HeaderValue::from_bytes(buf.as_slice()) {
+                    headers.insert(RATELIMIT, v);
+                }
+            }
+            HeaderStyle::Draft03 | HeaderStyle::Draft03Claid => {
+                headers.insert(RATELIMIT_LIMIT, self.limit[i].clone());
+                let remaining = if self.style == HeaderStyle::Draft03Claid && !decision.is_allowed()
+                {
+                    HeaderValue::from_static("-1")
+                } else {
+                    number(binding.remaining())
+                };
+                headers.insert(RATELIMIT_REMAINING, remaining);
+                headers.insert(RATELIMIT_RESET, number(reset));
+            }
+            HeaderStyle::XRateLimit => {
+                headers.insert(X_RATELIMIT_LIMIT, self.limit[i].clone());
+                headers.insert(X_RATELIMIT_REMAINING, number(binding.remaining()));
+                headers.insert(X_RATELIMIT_RESET, number(reset));
+            }
+            HeaderStyle::None => {}
+        }
+    }
+}
+
+/// `Retry-After` for a denied decision: whole seconds, rounded up, at least 1. `None`
+/// when the decision admitted the request.
+///
+/// Equal to the reset every [`HeaderStyle`] announces for the refusing policy, so a
+/// client that honours either waits long enough.
 pub fn retry_after(decision: &Decision<'_>) -> Option<HeaderValue> {
-    let wait = decision.retry_after()?;
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Some(HeaderValue::from(secs.max(1)))
+    decision.retry_after().map(|wait| number(retry_secs(wait)))
+}
+
+/// Adds `Retry-After` to `headers` if `decision` is a denial.
+pub fn insert_retry_after(decision: &Decision<'_>, headers: &mut HeaderMap) {
+    if let Some(v) = retry_after(decision) {
+        headers.insert(RETRY_AFTER, v);
+    }
+}
+
+pub(crate) fn retry_secs(wait: Duration) -> u64 {
+    ceil_secs(wait).max(1)
+}
+
+/// The reset announced for `state`: the retry delay for the policy that refused, else
+/// the time until the policy is fully restored.
+fn reset_secs(decision: &Decision<'_>, state: &QuotaState<'_>) -> u64 {
+    match (decision.retry_after(), decision.denied_by()) {
+        (Some(wait), Some(d)) if d.index() == state.index() => retry_secs(wait),
+        _ => ceil_secs(state.reset()),
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn window_secs(w: Duration) -> u64 {
+    ceil_secs(w).max(1)
+}
+
+/// `s` as an RFC 9651 sf-string: quoted, `"` and `\` escaped, bytes outside printable
+/// ASCII replaced by `?` (an sf-string cannot carry them).
+pub(crate) fn sf_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A value built from sanitized parts; the fallback is never expected.
+fn header_value(s: String) -> HeaderValue {
+    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// How many small numbers are kept as ready-made values.
+const SMALL: usize = 1024;
+
+/// `HeaderValue`s for 0..SMALL over one static string: cloning them copies a pointer,
+/// where a fresh value allocates.
+static NUMBERS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+    let mut all = String::new();
+    let mut ends = Vec::with_capacity(SMALL);
+    for n in 0..SMALL {
+        all.push_str(itoa::Buffer::new().format(n));
+        ends.push(all.len());
+    }
+    // One string for the life of the process, so the values can be `from_static`.
+    let all: &'static str = Box::leak(all.into_boxed_str());
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let v = HeaderValue::from_static(&all[start..end]);
+            start = end;
+            v
+        })
+        .collect()
+});
+
+/// `n` as a header value, without allocating when it is small.
+fn number(n: u64) -> HeaderValue {
+    match usize::try_from(n) {
+        Ok(i) if i < SMALL => NUMBERS[i].clone(),
+        _ => HeaderValue::from(n),
+    }
+}
+
+/// A byte buffer on the stack, spilling to the heap for long policy names.
+struct Buf {
+    stack: [u8; 96],
+    len: usize,
+    heap: Option<Vec<u8>>,
+}
+
+impl Buf {
+    fn new(prefix: &[u8]) -> Self {
+        let mut b = Buf {
+            stack: [0; 96],
+            len: 0,
+            heap: None,
+        };
+        b.push(prefix);
+        b
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if let Some(h) = &mut self.heap {
+            h.extend_from_slice(bytes);
+        } else if self.len + bytes.len() <= self.stack.len() {
+            self.stack[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            let mut h = Vec::with_capacity(self.len + bytes.len() + 48);
+            h.extend_from_slice(&self.stack[..self.len]);
+            h.extend_from_slice(bytes);
+            self.heap = Some(h);
+        }
+    }
+
+    fn push_u64(&mut self, n: u64) {
+        self.push(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match &self.heap {
+            Some(h) => h,
+            None => &self.stack[..self.len],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_numbers_and_large_numbers_render_the_same() {
+        for n in [0u64, 1, 9, 10, 99, 1023, 1024, 65_536, u64::MAX] {
+            assert_eq!(number(n), HeaderValue::from(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn sf_strings_escape_and_replace() {
+        assert_eq!(sf_string("burst"), r#""burst""#);
+        assert_eq!(sf_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(sf_string("é\n"), r#""??""#);
+    }
+
+    #[test]
+    fn buffer_spills_to_heap_intact() {
+        let long = vec![b'x'; 200];
+        let mut b = Buf::new(b"ab");
+        b.push(&long);
+        b.push_u64(42);
+        assert_eq!(b.as_slice().len(), 204);
+        assert!(b.as_slice().ends_with(b"x42"));
+        assert!(b.as_slice().starts_with(b"abx"));
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+        assert_eq!(ceil_secs(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+        assert_eq!(retry_secs(Duration::ZERO), 1);
+        assert_eq!(window_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(window_secs(Duration::from_millis(10)), 1);
+    }
 }

@@ -19,6 +19,7 @@ mod decision;
 mod error;
 mod gcra;
 pub mod headers;
+pub mod key;
 pub mod quota;
 pub mod render;
 mod state;

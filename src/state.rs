@@ -27,8 +27,9 @@
 //! exact), and the `FROZEN` bit, set while a keyed table migrates the cell to a larger
 //! table; a frozen cell is never updated again.
 
-use portable_atomic::AtomicU128;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
+
+use atomics::{AtomicU64, AtomicU128};
 
 use crate::gcra::{Verdict, decide, decide_one};
 use crate::quota::{MAX_QUOTAS, Params, Quotas};
@@ -252,13 +253,68 @@ impl Cell for Cell128 {
     }
 }
 
+#[cfg(not(tower_ratelimit_loom))]
+mod atomics {
+    pub(crate) use portable_atomic::AtomicU128;
+    pub(crate) use std::sync::atomic::AtomicU64;
+}
+
+/// Under the loom model checker (`RUSTFLAGS="--cfg tower_ratelimit_loom"`), atomics are
+/// loom's, so every interleaving of the CAS loops below can be explored.
+#[cfg(tower_ratelimit_loom)]
+mod atomics {
+    pub(crate) use loom::sync::atomic::AtomicU64;
+    use std::sync::atomic::Ordering;
+
+    /// loom has no 128-bit atomic; a mutex-guarded word models one, each operation being
+    /// one indivisible step as with cmpxchg16b.
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicU128(loom::sync::Mutex<u128>);
+
+    impl AtomicU128 {
+        pub(crate) fn load(&self, _: Ordering) -> u128 {
+            *self.0.lock().expect("not poisoned")
+        }
+        pub(crate) fn compare_exchange(
+            &self,
+            current: u128,
+            new: u128,
+            _: Ordering,
+            _: Ordering,
+        ) -> Result<u128, u128> {
+            let mut v = self.0.lock().expect("not poisoned");
+            if *v == current {
+                *v = new;
+                Ok(current)
+            } else {
+                Err(*v)
+            }
+        }
+        pub(crate) fn compare_exchange_weak(
+            &self,
+            current: u128,
+            new: u128,
+            s: Ordering,
+            f: Ordering,
+        ) -> Result<u128, u128> {
+            self.compare_exchange(current, new, s, f)
+        }
+        pub(crate) fn fetch_or(&self, bits: u128, _: Ordering) -> u128 {
+            let mut v = self.0.lock().expect("not poisoned");
+            let prev = *v;
+            *v |= bits;
+            prev
+        }
+    }
+}
+
 /// Whether 128-bit atomics are native (lock-free) on this machine.
-#[cfg(test)]
+#[cfg(all(test, not(tower_ratelimit_loom)))]
 pub(crate) fn wide_is_lock_free() -> bool {
     AtomicU128::is_lock_free()
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(tower_ratelimit_loom)))]
 mod tests {
     use super::*;
     use crate::Quota;
@@ -293,5 +349,150 @@ mod tests {
             c.check(&set, 10, 1).is_none(),
             "a tombstone is never updated"
         );
+    }
+}
+
+/// Model checks: every interleaving of two or three threads on one cell.
+/// Run with `RUSTFLAGS="--cfg tower_ratelimit_loom" cargo test --release --lib loom`.
+#[cfg(all(test, tower_ratelimit_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::Quota;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    fn one() -> Quotas {
+        Quotas::from(Quota::per_second(2).expect("valid"))
+    }
+
+    fn set() -> Quotas {
+        Quotas::new([
+            Quota::per_second(2).expect("valid"),
+            Quota::per_minute(3).expect("valid"),
+        ])
+        .expect("fits")
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        // Bounded preemptions keep the 128-bit model tractable; CAS races need only one
+        // or two preemptions to show.
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// `threads` threads race for the burst at a frozen instant: exactly `burst` win, and
+    /// the stored state is exactly that many admissions' worth.
+    fn exact_burst<C: Cell>(quotas: Quotas, threads: usize, burst: usize) {
+        model(move || {
+            let cell = Arc::new(C::default());
+            let quotas = Arc::new(quotas.clone());
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (cell, quotas) = (cell.clone(), quotas.clone());
+                    thread::spawn(move || {
+                        let raw = cell.check(&quotas, 1, 1).expect("never dead");
+                        raw.denied.is_none()
+                    })
+                })
+                .collect();
+            let admitted = handles
+                .into_iter()
+                .map(|h| h.join().expect("no panic"))
+                .filter(|&ok| ok)
+                .count();
+            assert_eq!(admitted, burst);
+            let raw = cell.check(&quotas, 1, 1).expect("never dead");
+            assert!(raw.denied.is_some(), "the burst is spent");
+        });
+    }
+
+    #[test]
+    fn exact_burst_one_quota() {
+        exact_burst::<Cell64>(one(), 3, 2);
+    }
+
+    #[test]
+    fn exact_burst_quota_set() {
+        let set = Quotas::new([
+            Quota::per_second(1).expect("valid"),
+            Quota::per_minute(3).expect("valid"),
+        ])
+        .expect("fits");
+        exact_burst::<Cell128>(set, 2, 1);
+    }
+
+    /// A reaper and a checker on an expired cell: whatever the order, the checker is
+    /// admitted from a state equivalent to empty, and a reaped cell is never updated.
+    fn reap_vs_check<C: Cell>(quotas: Quotas) {
+        model(move || {
+            let cell = Arc::new(C::default());
+            let quotas = Arc::new(quotas.clone());
+            assert!(cell.check(&quotas, 1, 1).expect("fresh").denied.is_none());
+            let later = 10_000_000_000; // every TAT has passed
+            let reaper = {
+                let (cell, quotas) = (cell.clone(), quotas.clone());
+                thread::spawn(move || cell.try_reap(&quotas, later))
+            };
+            let checker = {
+                let (cell, quotas) = (cell.clone(), quotas.clone());
+                thread::spawn(move || {
+                    loop {
+                        match cell.check(&quotas, later, 2) {
+                            Some(raw) => return raw.denied.is_none(),
+                            None => {
+                                cell.revive();
+                            }
+                        }
+                    }
+                })
+            };
+            let _reaped = reaper.join().expect("no panic");
+            assert!(
+                checker.join().expect("no panic"),
+                "a full burst is available"
+            );
+            // The checker's admission is recorded: one more cost-1 request is denied.
+            let raw = cell.check(&quotas, later, 1).expect("alive");
+            assert!(raw.denied.is_some());
+        });
+    }
+
+    #[test]
+    fn reap_vs_check_one_quota() {
+        reap_vs_check::<Cell64>(one());
+    }
+
+    #[test]
+    fn reap_vs_check_quota_set() {
+        reap_vs_check::<Cell128>(set());
+    }
+
+    /// Freezing (for migration) races a checker: every admission happens either before
+    /// the freeze (and is in the carried state) or is retried elsewhere, never lost.
+    #[test]
+    fn freeze_vs_check() {
+        model(|| {
+            let cell = Arc::new(Cell64::default());
+            let quotas = Arc::new(one());
+            let checker = {
+                let (cell, quotas) = (cell.clone(), quotas.clone());
+                thread::spawn(move || cell.check(&quotas, 1, 1).map(|r| r.denied.is_none()))
+            };
+            let carried = cell.freeze();
+            let admitted_here = checker.join().expect("no panic");
+            let carried = carried.expect("not dead");
+            match admitted_here {
+                // Admitted before the freeze: the carried state includes it.
+                Some(true) => assert!(carried > 0),
+                // Saw the frozen cell: nothing was written, the carried state is empty.
+                None => assert_eq!(carried, 0),
+                Some(false) => unreachable!("a fresh cell admits"),
+            }
+            assert!(
+                cell.check(&quotas, 1, 1).is_none(),
+                "frozen cells stay frozen"
+            );
+        });
     }
 }

@@ -1,0 +1,40 @@
+//! Claid.ai's rejection, as its rate-limit page documents it.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+
+use super::{Rejection, Renderer, response};
+
+/// The body Claid's documentation shows, byte for byte (compact JSON).
+pub(crate) const CLAID_BODY: &str = r#"{"detail":{"error_code":"2001","error_type":"general","error_message":"Too Many Requests. Rate limit exceeded."}}"#;
+
+/// `429` with `application/json` and Claid's fixed body:
+///
+/// ```json
+/// {"detail":{"error_code":"2001","error_type":"general","error_message":"Too Many Requests. Rate limit exceeded."}}
+/// ```
+///
+/// Pair it with [`HeaderStyle::Draft03Claid`](crate::headers::HeaderStyle::Draft03Claid)
+/// to reproduce Claid's headers too (`RateLimit-Remaining: -1` on a 429). The body is
+/// constant, so rendering allocates nothing for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Claid {
+    _private: (),
+}
+
+impl Claid {
+    /// The Claid renderer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Renderer for Claid {
+    fn render(&self, _rejection: &Rejection<'_>) -> Response<Bytes> {
+        response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "application/json",
+            Bytes::from_static(CLAID_BODY.as_bytes()),
+        )
+    }
+}
