@@ -13,17 +13,44 @@
 //! ```
 //!
 //! See [`quota`] for the algorithm, its exact bound and how it differs from fixed windows.
+//!
+//! As tower middleware ([`RateLimitLayer`]), around an axum router, a tonic server or any
+//! `Service<http::Request<B>>`:
+//!
+//! ```
+//! use tower_ratelimit::{Quotas, RateLimitLayer, headers::HeaderStyle, key::HeaderKey, render};
+//! let layer = RateLimitLayer::builder(Quotas::claid())
+//!     .key(HeaderKey::bearer())
+//!     .headers(HeaderStyle::Draft03Claid)
+//!     .renderer(render::Claid::default())
+//!     .build();
+//! # #[cfg(feature = "axum")]
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/v1/image/edit", axum::routing::post(|| async { "ok" }))
+//!     .layer(layer);
+//! ```
 
+pub mod body;
+mod builder;
 pub mod clock;
 mod decision;
 mod error;
+mod event;
+pub mod future;
 mod gcra;
 pub mod headers;
 pub mod key;
+mod layer;
 pub mod quota;
 pub mod render;
+mod service;
 mod state;
 pub mod store;
+
+pub use builder::{InMemory, RateLimitLayerBuilder, WithStore};
+pub use event::{DecisionEvent, PolicyStats, Stats, Verdict};
+pub use layer::{KeyLog, MissingKey, RateLimitLayer};
+pub use service::RateLimit;
 
 pub use decision::{Decision, Outcome, QuotaState};
 pub use error::{CheckError, StoreError};

@@ -349,6 +349,9 @@ where
 pub struct MemoryStore<K, C = DefaultClock> {
     tiers: Tiers,
     limiters: Vec<KeyedRateLimiter<K, C>>,
+    /// For zero-sized keys (one global key): a direct cell per tier, which skips hashing
+    /// and the table on every check.
+    direct: Vec<RateLimiter<C>>,
 }
 
 impl<K, C> fmt::Debug for MemoryStore<K, C> {
@@ -377,11 +380,22 @@ where
     /// A store on the given clock (shared by every tier).
     pub fn with_clock(tiers: impl Into<Tiers>, clock: C) -> Self {
         let tiers = tiers.into();
-        let limiters = tiers
-            .iter()
-            .map(|q| KeyedRateLimiter::with_clock(q.clone(), clock.clone()))
-            .collect();
-        MemoryStore { tiers, limiters }
+        let (limiters, direct) = if size_of::<K>() == 0 {
+            let direct = tiers
+                .iter()
+                .map(|q| RateLimiter::with_clock(q.clone(), clock.clone()));
+            (Vec::new(), direct.collect())
+        } else {
+            let keyed = tiers
+                .iter()
+                .map(|q| KeyedRateLimiter::with_clock(q.clone(), clock.clone()));
+            (keyed.collect(), Vec::new())
+        };
+        MemoryStore {
+            tiers,
+            limiters,
+            direct,
+        }
     }
 
     /// Caps the keys tracked per tier (see [`KeyedRateLimiter::with_max_keys`]).
@@ -394,8 +408,8 @@ where
         self
     }
 
-    /// The limiter of `tier` (the default tier's if unknown).
-    pub fn limiter(&self, tier: Tier) -> &KeyedRateLimiter<K, C> {
+    /// The limiter of `tier` (the default tier's if unknown); keyed stores only.
+    fn limiter(&self, tier: Tier) -> &KeyedRateLimiter<K, C> {
         self.limiters.get(tier.0).unwrap_or(&self.limiters[0])
     }
 }
@@ -409,6 +423,16 @@ where
 
     #[inline]
     fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<Self::Future> {
+        // Every value of a zero-sized key is the same key.
+        if size_of::<K>() == 0 {
+            let direct = self.direct.get(tier.0).unwrap_or(&self.direct[0]);
+            return Check::Ready(
+                direct
+                    .check_n(cost)
+                    .map(|d| d.outcome())
+                    .map_err(StoreError::from),
+            );
+        }
         Check::Ready(
             self.limiter(tier)
                 .check_key_n(key, cost)

@@ -1,0 +1,42 @@
+//! The default style: problem+json rejections and IETF `RateLimit` headers, keyed by
+//! peer IP (no proxy trusted), 10 per second and 300 per minute.
+//!
+//! ```sh
+//! PORT=3000 cargo run --example axum --features axum
+//! curl -i http://127.0.0.1:3000/hello
+//! ```
+
+use std::net::SocketAddr;
+
+use axum::{Router, routing::get};
+use tower_ratelimit::key::PeerIp;
+use tower_ratelimit::{Quota, Quotas, RateLimitLayer};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let quotas = Quotas::new([
+        Quota::per_second(10)?.named("burst"),
+        Quota::per_minute(300)?.named("minute"),
+    ])?;
+    let app = Router::new()
+        .route("/", get(|| async { "tower-ratelimit axum example\n" }))
+        .route("/hello", get(|| async { "hello\n" }))
+        .layer(RateLimitLayer::builder(quotas).key(PeerIp::new()).build());
+
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!(
+        "listening on http://127.0.0.1:{}",
+        listener.local_addr()?.port()
+    );
+    // Connect info gives `PeerIp` the client's address.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}

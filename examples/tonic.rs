@@ -1,0 +1,41 @@
+//! The standard `grpc.health.v1.Health` service, limited per peer IP at 5 per second;
+//! throttled calls get `RESOURCE_EXHAUSTED` with `RetryInfo`. Try it with the
+//! `tonic_client` example or any gRPC client.
+//!
+//! ```sh
+//! cargo run --example tonic --features tonic,grpc
+//! TARGET=http://127.0.0.1:3000 cargo run --example tonic_client --features tonic,grpc
+//! ```
+
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tower_ratelimit::key::PeerIp;
+use tower_ratelimit::{Quota, RateLimitLayer, render};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let layer = RateLimitLayer::builder(Quota::per_second(5)?)
+        .key(PeerIp::new())
+        .renderer(render::Grpc::default())
+        .build();
+
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!(
+        "listening on http://127.0.0.1:{}",
+        listener.local_addr()?.port()
+    );
+    Server::builder()
+        .layer(layer)
+        .add_service(health)
+        .serve_with_incoming(TcpIncoming::from(listener))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! [`RateLimitLayerBuilder`]: how a [`RateLimitLayer`] is configured.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::event::{Counters, DecisionEvent};
+use crate::future::HeaderPlan;
+use crate::headers::HeaderStyle;
+use crate::key::{KeyExtractor, RequestHead};
+use crate::layer::{CostFn, EventFn, ExemptFn, KeyLog, MissingKey, RateLimitLayer, Shared, TierFn};
+use crate::render::{ProblemJson, Renderer};
+use crate::store::memory::MemoryStore;
+use crate::store::{Store, Tier, Tiers};
+
+/// Store source of a builder: the in-process [`MemoryStore`], created at
+/// [`build`](RateLimitLayerBuilder::build) for the key type chosen by then.
+#[derive(Debug)]
+pub struct InMemory {
+    tiers: Tiers,
+    max_keys: Option<usize>,
+}
+
+impl InMemory {
+    pub(crate) fn new(tiers: Tiers) -> Self {
+        InMemory {
+            tiers,
+            max_keys: None,
+        }
+    }
+}
+
+/// Store source of a builder: a store supplied by the caller.
+#[derive(Debug)]
+pub struct WithStore<S>(pub(crate) S);
+
+/// Configures a [`RateLimitLayer`]; see [`RateLimitLayer::builder`].
+///
+/// Call [`key`](Self::key) before [`tiers`](Self::tiers): the tier resolver takes the
+/// key type, so changing the key drops a resolver set earlier.
+pub struct RateLimitLayerBuilder<E: KeyExtractor, Src> {
+    src: Src,
+    extractor: E,
+    style: HeaderStyle,
+    renderer: Option<Box<dyn Renderer>>,
+    tier_of: Option<TierFn<E::Key>>,
+    cost: Option<CostFn>,
+    exempt: Option<ExemptFn>,
+    shadow: bool,
+    missing: MissingKey,
+    on_decision: Option<EventFn>,
+    stats: bool,
+    key_log: KeyLog,
+}
+
+impl<E: KeyExtractor, Src: fmt::Debug> fmt::Debug for RateLimitLayerBuilder<E, Src> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayerBuilder")
+            .field("store", &self.src)
+            .field("headers", &self.style)
+            .field("shadow", &self.shadow)
+            .field("missing_key", &self.missing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
+    pub(crate) fn new(src: Src, extractor: E) -> Self {
+        RateLimitLayerBuilder {
+            src,
+            extractor,
+            style: HeaderStyle::default(),
+            renderer: None,
+            tier_of: None,
+            cost: None,
+            exempt: None,
+            shadow: false,
+            missing: MissingKey::default(),
+            on_decision: None,
+            stats: false,
+            key_log: KeyLog::default(),
+        }
+    }
+
+    /// How requests are keyed (default: one global key). Drops a tier resolver set
+    /// earlier, since it took the old key type.
+    pub fn key<E2: KeyExtractor>(self, extractor: E2) -> RateLimitLayerBuilder<E2, Src> {
+        RateLimitLayerBuilder {
+            src: self.src,
+            extractor,
+            style: self.style,
+            renderer: self.renderer,
+            tier_of: None,
+            cost: self.cost,
+            exempt: self.exempt,
+            shadow: self.shadow,
+            missing: self.missing,
+            on_decision: self.on_decision,
+            stats: self.stats,
+            key_log: self.key_log,
+        }
+    }
+
+    /// Which rate-limit header fields to add to admitted responses and rejections
+    /// (default [`HeaderStyle::Ietf`]). Rejections carry `Retry-After` in every style.
+    pub fn headers(mut self, style: HeaderStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// How denied requests are answered (default: RFC 9457 problem+json, 429).
+    pub fn renderer(mut self, renderer: impl Renderer) -> Self {
+        self.renderer = Some(Box::new(renderer));
+        self
+    }
+
+    /// Maps a key to its tier (plans: "contact us for higher limits"). Tiers are the
+    /// quota sets given to [`RateLimitLayer::builder`] as [`Tiers`]; an unknown tier
+    /// falls back to the default set.
+    pub fn tiers(mut self, resolver: impl Fn(&E::Key) -> Tier + Send + Sync + 'static) -> Self {
+        self.tier_of = Some(Box::new(resolver));
+        self
+    }
+
+    /// The cost of a request (default 1), e.g. 10 for a batch endpoint. A cost of 0
+    /// exempts the request. A cost above the smallest burst can never be admitted and
+    /// is answered `413 Content Too Large` (not 429: waiting would not help).
+    pub fn cost(mut self, cost: impl Fn(&RequestHead<'_>) -> u32 + Send + Sync + 'static) -> Self {
+        self.cost = Some(Box::new(cost));
+        self
+    }
+
+    /// Requests for which the predicate is true pass unchecked and uncounted (health
+    /// checks, internal callers).
+    pub fn exempt(
+        mut self,
+        exempt: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.exempt = Some(Box::new(exempt));
+        self
+    }
+
+    /// Dry run: decide, add headers, record and log, but never reject. How a new limit
+    /// is rolled out safely.
+    pub fn shadow(mut self, shadow: bool) -> Self {
+        self.shadow = shadow;
+        self
+    }
+
+    /// The answer to a request without a key (default `Reject(400)`).
+    pub fn on_missing_key(mut self, missing: MissingKey) -> Self {
+        self.missing = missing;
+        self
+    }
+
+    /// A hook called with every decision (admitted, denied, shadow-denied, exempt, key
+    /// missing, store error), e.g. to count per policy. It runs on the request path.
+    pub fn on_decision(
+        mut self,
+        hook: impl Fn(&DecisionEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_decision = Some(Box::new(hook));
+        self
+    }
+
+    /// Keeps built-in counters, read with [`RateLimitLayer::stats`] (default off: a
+    /// counter shared by every request is a contended cache line on many cores).
+    pub fn stats(mut self, enabled: bool) -> Self {
+        self.stats = enabled;
+        self
+    }
+
+    /// How logs show keys (default hashed).
+    pub fn log_keys(mut self, mode: KeyLog) -> Self {
+        self.key_log = mode;
+        self
+    }
+
+    fn split(self) -> (Src, RateLimitLayerBuilder<E, ()>) {
+        let RateLimitLayerBuilder {
+            src,
+            extractor,
+            style,
+            renderer,
+            tier_of,
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+        } = self;
+        (
+            src,
+            RateLimitLayerBuilder {
+                src: (),
+                extractor,
+                style,
+                renderer,
+                tier_of,
+                cost,
+                exempt,
+                shadow,
+                missing,
+                on_decision,
+                stats,
+                key_log,
+            },
+        )
+    }
+}
+
+impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
+    fn finish<S: Store<E::Key>>(self, store: S) -> RateLimitLayer<E, S> {
+        let plan = Arc::new(HeaderPlan::new(store.tiers().clone(), self.style));
+        let counters = self.stats.then(|| Counters::new(&plan.tiers));
+        let observed = counters.is_some() || self.on_decision.is_some();
+        RateLimitLayer {
+            shared: Arc::new(Shared {
+                store,
+                extractor: self.extractor,
+                plan,
+                style: self.style,
+                renderer: self
+                    .renderer
+                    .unwrap_or_else(|| Box::new(ProblemJson::default())),
+                tier_of: self.tier_of,
+                cost: self.cost,
+                exempt: self.exempt,
+                shadow: self.shadow,
+                missing: self.missing,
+                on_decision: self.on_decision,
+                observed,
+                counters,
+                key_log: self.key_log,
+                hasher: std::hash::RandomState::new(),
+            }),
+        }
+    }
+}
+
+impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
+    /// Caps the keys the in-process store tracks per tier; at the cap a new key is
+    /// answered 503 until expired keys are swept (see
+    /// [`KeyedRateLimiter`](crate::KeyedRateLimiter)).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.src.max_keys = Some(max_keys);
+        self
+    }
+
+    /// Builds the layer and its in-process store.
+    pub fn build(self) -> RateLimitLayer<E, MemoryStore<E::Key>> {
+        let (src, rest) = self.split();
+        let mut store = MemoryStore::new(src.tiers);
+        if let Some(n) = src.max_keys {
+            store = store.with_max_keys(n);
+        }
+        rest.finish(store)
+    }
+}
+
+impl<E: KeyExtractor, S: Store<E::Key>> RateLimitLayerBuilder<E, WithStore<S>> {
+    /// Builds the layer over the supplied store.
+    pub fn build(self) -> RateLimitLayer<E, S> {
+        let (WithStore(store), rest) = self.split();
+        rest.finish(store)
+    }
+}
+
+// Lives here rather than in `store` to keep the store contract file untouched; lets
+// `RateLimitLayer::builder(Quota::per_second(10)?)` take a single quota.
+impl From<crate::Quota> for Tiers {
+    fn from(q: crate::Quota) -> Self {
+        Tiers::new(q)
+    }
+}
