@@ -47,8 +47,8 @@
 //! # Failures
 //!
 //! A check waits at most the configured timeout, then follows the [`FailurePolicy`]:
-//! fail open, fail closed (a [`StoreError`] the middleware turns into 503, or 429 if so
-//! configured), or fall back to a local in-memory limiter with the same quotas. The
+//! fail open, fail closed (a [`StoreError`] the middleware turns into 503 with
+//! `Retry-After: 1`), or fall back to a local in-memory limiter with the same quotas. The
 //! connection reconnects in the background and the script is reloaded on NOSCRIPT, so
 //! the store recovers by itself when Redis returns.
 //!

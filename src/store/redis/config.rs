@@ -27,7 +27,7 @@ pub enum FailurePolicy {
     FailOpen,
     /// Refuse to decide: the check returns the error ([`StoreError::Timeout`] or
     /// [`StoreError::Unavailable`]), which the middleware answers with 503 Service
-    /// Unavailable (or 429, if it is configured to) without calling the service.
+    /// Unavailable and `Retry-After: 1`, without calling the service.
     ///
     /// [`StoreError::Timeout`]: crate::StoreError::Timeout
     /// [`StoreError::Unavailable`]: crate::StoreError::Unavailable
