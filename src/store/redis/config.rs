@@ -155,7 +155,9 @@ impl RedisStoreBuilder {
 
     fn manager_config(&self) -> ConnectionManagerConfig {
         ConnectionManagerConfig::new()
-            .set_response_timeout(Some(self.timeout))
+            // The store bounds every call itself; a second timer per command would only
+            // cost time (a timed-out command does not make the connection reconnect).
+            .set_response_timeout(None)
             // A connection attempt may take longer than one check: it goes on in the
             // background while checks time out and apply the policy.
             .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(500))))
