@@ -271,3 +271,35 @@ fn a_lazy_store_outside_a_runtime_is_an_error() {
         tower_ratelimit::store::redis::ConnectError::NoRuntime
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_replaced() {
+    if !support::redis_installed("a_silent_connection_is_replaced") {
+        return;
+    }
+    let server = support::RedisServer::start();
+    let proxy = support::PartitionProxy::start(server.port());
+    let store = RedisStore::builder(Quotas::from(Quota::per_hour(1000).expect("valid")))
+        .timeout(TIMEOUT)
+        .on_failure(FailurePolicy::FailClosed)
+        .deny_cache(0)
+        .connect(&proxy.url())
+        .await
+        .expect("connect through the proxy");
+    assert!(check(&store, "k").await.is_ok());
+    // The connection stays open but nothing comes back: no error ever reports it.
+    proxy.partition();
+    assert!(matches!(check(&store, "k").await, Err(StoreError::Timeout)));
+    let mut recovered = false;
+    for _ in 0..100 {
+        if check(&store, "k").await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        recovered,
+        "after timeouts in a row the store opens a new connection"
+    );
+}

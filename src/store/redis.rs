@@ -49,8 +49,9 @@
 //! A check waits at most the configured timeout, then follows the [`FailurePolicy`]:
 //! fail open, fail closed (a [`StoreError`] the middleware turns into 503 with
 //! `Retry-After: 1`), or fall back to a local in-memory limiter with the same quotas. The
-//! connection reconnects in the background and the script is reloaded on NOSCRIPT, so
-//! the store recovers by itself when Redis returns.
+//! connection reconnects in the background, a connection that falls silent without
+//! breaking is replaced after a few timeouts in a row, and the script is reloaded on
+//! NOSCRIPT, so the store recovers by itself when Redis returns.
 //!
 //! # Deny cache
 //!
@@ -82,7 +83,7 @@ pub use config::{
     ConnectError, DEFAULT_DENY_CACHE, DEFAULT_PREFIX, DEFAULT_TIMEOUT, FailurePolicy,
     RedisStoreBuilder,
 };
-use conn::{Call, Conn};
+use conn::{Call, Connection};
 use deny_cache::{Denial, DenyCache};
 use reply::{Reply, outcome_from_us, parse_reply};
 
@@ -105,7 +106,7 @@ struct Inner {
     tiers: Tiers,
     /// Per tier: the script's quota arguments and the same parameters in µs.
     scripts: Vec<TierScript>,
-    conn: Conn,
+    conn: Connection,
     prefix: String,
     timeout: std::time::Duration,
     policy: FailurePolicy,
@@ -192,7 +193,7 @@ impl RedisStore {
         RedisStoreBuilder::new(tiers.into())
     }
 
-    fn from_parts(b: RedisStoreBuilder, conn: Conn) -> Self {
+    fn from_parts(b: RedisStoreBuilder, conn: Connection) -> Self {
         let scripts = b.tiers.iter().map(TierScript::new).collect();
         let local =
             (b.policy == FailurePolicy::FallbackLocal).then(|| MemoryStore::new(b.tiers.clone()));
@@ -302,13 +303,20 @@ impl Inner {
             now_us,
             params: &self.scripts[t].args,
         };
-        match tokio::time::timeout(self.timeout, self.conn.eval(&call)).await {
+        let conn = self.conn.get();
+        let result = match tokio::time::timeout(self.timeout, conn.eval(&call)).await {
             Ok(Ok(value)) => parse_reply(&value, quotas),
-            // The connection's own response timeout equals ours; either may fire first.
+            // Connecting has its own timeout, which may fire first.
             Ok(Err(e)) if e.is_timeout() => Err(StoreError::Timeout),
             Ok(Err(e)) => Err(StoreError::Unavailable(Box::new(e))),
             Err(_) => Err(StoreError::Timeout),
+        };
+        match &result {
+            Err(StoreError::Timeout) => self.conn.timed_out(),
+            Ok(_) => self.conn.answered(),
+            Err(_) => {}
         }
+        result
     }
 
     /// A full check on Redis: the call, the deny cache's bookkeeping, the failure policy.
@@ -377,6 +385,7 @@ impl Inner {
                 .is_ok()
         {
             tracing::warn!(
+                target: "tower_ratelimit",
                 error = %e,
                 policy = ?self.policy,
                 failures = self.failures.load(Relaxed),

@@ -201,3 +201,68 @@ pub(crate) fn command_calls(con: &mut redis::Connection, commands: &[&str]) -> u
     }
     total
 }
+
+/// A TCP proxy in front of a server that can *partition* the connections it already
+/// carries: they stay open but silently drop everything, as after a network partition
+/// or a failover behind a load balancer, while new connections pass normally.
+#[derive(Debug)]
+pub(crate) struct PartitionProxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl PartitionProxy {
+    pub(crate) fn start(upstream: u16) -> PartitionProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let cut = Arc::new(AtomicU64::new(0));
+        let epoch = Arc::new(AtomicU64::new(0));
+        let (cut2, epoch2) = (Arc::clone(&cut), Arc::clone(&epoch));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let mine = epoch2.fetch_add(1, SeqCst) + 1;
+                for (mut from, mut to) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (server, client),
+                ] {
+                    let cut = Arc::clone(&cut2);
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                let _ = to.shutdown(std::net::Shutdown::Write);
+                                return;
+                            }
+                            // A partitioned connection swallows everything.
+                            if mine > cut.load(SeqCst) && to.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        PartitionProxy { port, cut, epoch }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Silences every connection opened so far; later ones pass.
+    pub(crate) fn partition(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Epochs are handed out from 1; everything up to the current count is cut.
+        self.cut.store(self.epoch.load(SeqCst), SeqCst);
+    }
+}

@@ -8,7 +8,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClientBuilder;
 
 use super::RedisStore;
-use super::conn::Conn;
+use super::conn::Connection;
 use crate::store::Tiers;
 
 /// What a check does when Redis does not answer within the timeout, or fails.
@@ -171,11 +171,12 @@ impl RedisStoreBuilder {
     pub async fn connect(self, url: &str) -> Result<RedisStore, ConnectError> {
         self.validate()?;
         let client = ::redis::Client::open(url)?;
-        let manager = ConnectionManager::new_with_config(client, self.manager_config());
+        let config = self.manager_config();
+        let manager = ConnectionManager::new_with_config(client.clone(), config.clone());
         let manager = tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), manager)
             .await
             .map_err(|_| ConnectError::Redis(timeout_error()))??;
-        let conn = Conn::Single(manager);
+        let conn = Connection::single(manager, client, config);
         conn.load_script().await?;
         Ok(RedisStore::from_parts(self, conn))
     }
@@ -189,8 +190,12 @@ impl RedisStoreBuilder {
             return Err(ConnectError::NoRuntime);
         }
         let client = ::redis::Client::open(url)?;
-        let manager = ConnectionManager::new_lazy_with_config(client, self.manager_config())?;
-        Ok(RedisStore::from_parts(self, Conn::Single(manager)))
+        let config = self.manager_config();
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+        Ok(RedisStore::from_parts(
+            self,
+            Connection::single(manager, client, config),
+        ))
     }
 
     /// Connects to a Redis Cluster through any of its nodes (`redis://host:port` URLs).
@@ -218,7 +223,7 @@ impl RedisStoreBuilder {
         )
         .await
         .map_err(|_| ConnectError::Redis(timeout_error()))??;
-        Ok(RedisStore::from_parts(self, Conn::Cluster(conn)))
+        Ok(RedisStore::from_parts(self, Connection::cluster(conn)))
     }
 }
 
