@@ -32,6 +32,7 @@ pin_project! {
 
 impl<B> ResponseBody<B> {
     /// Wraps the inner service's body.
+    #[inline]
     pub fn inner(body: B) -> Self {
         ResponseBody {
             kind: Kind::Inner { body },

@@ -113,6 +113,7 @@ impl<F> ResponseFuture<F> {
         }
     }
 
+    #[inline]
     pub(crate) fn inner(future: F, admit: Option<Admit>) -> Self {
         ResponseFuture {
             state: State::Inner { future, admit },
@@ -145,6 +146,7 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         loop {

@@ -46,6 +46,8 @@ fn no_allocation_per_check_and_bytes_per_key() {
         assert_eq!(n, 0, "keyed, existing keys {set:?}");
     }
 
+    middleware_allow_path_allocates_nothing();
+
     // Bytes per tracked key at one million keys.
     for (name, set) in [
         ("one quota", Quotas::from(Quota::per_hour(100).expect("v"))),
@@ -67,4 +69,58 @@ fn no_allocation_per_check_and_bytes_per_key() {
         assert!(per_key < 128.0, "{name}: {per_key} bytes per key");
         drop(keyed);
     }
+}
+
+/// The middleware decides in `call` with no boxing and no allocation: an admitted request
+/// through `RateLimit` (headers off) allocates nothing beyond what the inner service does.
+fn middleware_allow_path_allocates_nothing() {
+    use std::convert::Infallible;
+    use tower::{Layer, service_fn};
+    use tower_ratelimit::RateLimitLayer;
+    use tower_ratelimit::headers::HeaderStyle;
+
+    let inner = service_fn(|_req: http::Request<()>| async {
+        Ok::<_, Infallible>(http::Response::new(()))
+    });
+    let open = || Quota::per_second(1_000_000_000).expect("valid");
+    let global = RateLimitLayer::builder(open())
+        .headers(HeaderStyle::None)
+        .build()
+        .layer(inner);
+    count_allow_path(global, "global key");
+    let keyed = RateLimitLayer::builder(open())
+        .headers(HeaderStyle::None)
+        .key(tower_ratelimit::key::from_fn(
+            |_: &tower_ratelimit::key::RequestHead<'_>| Some(7u64),
+        ))
+        .build()
+        .layer(inner);
+    count_allow_path(keyed, "keyed");
+}
+
+fn count_allow_path<S>(mut svc: S, what: &str)
+where
+    S: tower::Service<
+            http::Request<()>,
+            Response = http::Response<tower_ratelimit::body::ResponseBody<()>>,
+        >,
+    S::Error: std::fmt::Debug,
+{
+    use std::task::{Context, Poll, Waker};
+    fn poll_once<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("every future here is ready at once"),
+        }
+    }
+    // Warm up (first key insertion, lazy statics).
+    let _ = poll_once(svc.call(http::Request::new(())));
+    let n = allocations(|| {
+        for _ in 0..1_000 {
+            let res = poll_once(svc.call(http::Request::new(()))).expect("infallible");
+            assert_eq!(res.status(), http::StatusCode::OK);
+        }
+    });
+    assert_eq!(n, 0, "allow path allocated ({what})");
 }

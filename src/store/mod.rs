@@ -12,6 +12,8 @@ use crate::error::StoreError;
 use crate::quota::Quotas;
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod table;
 
 /// Index of a quota set in a store (0 is the default set; see [`Tiers`]).

@@ -1,0 +1,445 @@
+//! The Redis store (feature `redis`): one quota set shared by many processes.
+//!
+//! Each check is **one round trip**: a Lua script ([`SCRIPT`], called by EVALSHA, with a
+//! fallback to EVAL when a restarted or failed-over server answers NOSCRIPT) reads the
+//! server's `TIME`, decides over every quota of the set atomically with the same GCRA
+//! rule as the in-memory store, and writes the new TATs only when the request is
+//! admitted, each with an expiry equal to the time until that quota is equivalent to
+//! empty, so Redis holds only active clients.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tower_ratelimit::Quotas;
+//! use tower_ratelimit::store::{Check, Store, Tier};
+//! use tower_ratelimit::store::redis::{FailurePolicy, RedisStore};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder(Quotas::claid())
+//!     .prefix("api:")
+//!     .timeout(Duration::from_millis(50))
+//!     .on_failure(FailurePolicy::FallbackLocal)
+//!     .connect("redis://127.0.0.1:6379")
+//!     .await?;
+//! let outcome = match store.check(&"203.0.113.7", Tier(0), 1) {
+//!     Check::Ready(r) => r?,      // answered by the deny cache, no round trip
+//!     Check::Pending(f) => f.await?,
+//! };
+//! println!("admitted: {}", outcome.is_allowed());
+//! # Ok(()) }
+//! ```
+//!
+//! # Keys
+//!
+//! Quota `i` of `key` in tier `t` lives at `{prefix}{t:key}:i` (see
+//! [`RedisStore::redis_key`]): the braces are a Redis Cluster hash tag, so all keys of
+//! one decision are in one slot and the store works on a cluster
+//! ([`RedisStoreBuilder::connect_cluster`]). Each key holds a TAT in microseconds.
+//!
+//! # Resolution
+//!
+//! Lua numbers are doubles, exact only below 2^53, so the script counts time in whole
+//! **microseconds** since the Unix epoch (nanoseconds would not fit). Emission intervals
+//! are rounded **up** to whole microseconds, so the store never admits more than
+//! configured; a quota whose interval is a whole number of microseconds (`1000/s`,
+//! `4/s`, `120/min`, ...) behaves exactly as in memory. Results are converted to the
+//! set's unit ([`Quotas::resolution`](crate::Quotas::resolution)), rounding TATs and
+//! waits up.
+//!
+//! # Failures
+//!
+//! A check waits at most the configured timeout, then follows the [`FailurePolicy`]:
+//! fail open, fail closed (a [`StoreError`] the middleware turns into 503 with
+//! `Retry-After: 1`), or fall back to a local in-memory limiter with the same quotas. The
+//! connection reconnects in the background, a connection that falls silent without
+//! breaking is replaced after a few timeouts in a row, and the script is reloaded on
+//! NOSCRIPT, so the store recovers by itself when Redis returns.
+//!
+//! # Deny cache
+//!
+//! Keys Redis has just denied are kept in a bounded local cache (as envoy's ratelimit
+//! service does) until they could be admitted again: an over-limit client's repeated
+//! requests are denied locally, costing Redis nothing. A cached denial is one Redis would
+//! also give (see `deny_cache.rs` for why); it may end up to one round trip early, when
+//! another replica's admission would have kept the key denied a little longer.
+
+use std::fmt::{self, Write as _};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+
+use crate::decision::Outcome;
+use crate::error::{CheckError, StoreError};
+use crate::quota::{MAX_QUOTAS, Params, Quotas};
+use crate::store::memory::MemoryStore;
+use crate::store::{Check, Store, Tier, Tiers};
+
+mod config;
+mod conn;
+mod deny_cache;
+mod reply;
+
+pub use config::{
+    ConnectError, DEFAULT_DENY_CACHE, DEFAULT_PREFIX, DEFAULT_TIMEOUT, FailurePolicy,
+    RedisStoreBuilder,
+};
+use conn::{Call, Connection};
+use deny_cache::{Denial, DenyCache};
+use reply::{Reply, outcome_from_us, parse_reply};
+
+/// The Lua script behind every check. Its header documents the keys, the arguments
+/// and the reply.
+pub const SCRIPT: &str = include_str!("redis/script.lua");
+
+/// A [`Store`] on Redis or Redis Cluster, shared by every process that uses the same
+/// Redis and key prefix. Cheap to clone (clones share the connection and the cache).
+///
+/// Keys are anything that implements [`Display`](fmt::Display) (the key extractors'
+/// keys do). See the [module docs](self) for the semantics, resolution and failure
+/// handling.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tiers: Tiers,
+    /// Per tier: the script's quota arguments and the same parameters in µs.
+    scripts: Vec<TierScript>,
+    conn: Connection,
+    prefix: String,
+    timeout: std::time::Duration,
+    policy: FailurePolicy,
+    local: Option<MemoryStore<String>>,
+    cache: Option<DenyCache>,
+    round_trips: AtomicU64,
+    cache_hits: AtomicU64,
+    failures: AtomicU64,
+    last_warning_us: AtomicU64,
+    warning_clock: std::time::Instant,
+}
+
+struct TierScript {
+    /// `T_1, cap_1, ...` in microseconds, formatted once.
+    args: Vec<String>,
+    /// The same in [`Params`] form (µs), for the deny cache's local decisions.
+    params_us: Vec<Params>,
+}
+
+impl TierScript {
+    fn new(quotas: &Quotas) -> Self {
+        let mut args = Vec::with_capacity(2 * quotas.len());
+        let mut params_us = Vec::with_capacity(quotas.len());
+        for q in quotas {
+            // Rounded up: never admit more than configured.
+            let t = q.t_ns().div_ceil(1000);
+            let burst = u64::from(q.burst());
+            let cap = t * burst;
+            args.push(t.to_string());
+            args.push(cap.to_string());
+            params_us.push(Params {
+                t,
+                burst,
+                cap,
+                offset: 0,
+                width: 64,
+            });
+        }
+        TierScript { args, params_us }
+    }
+}
+
+/// Counters of what a store has done since it was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// Checks answered by Redis.
+    pub round_trips: u64,
+    /// Checks denied by the local deny cache, without a round trip.
+    pub cache_hits: u64,
+    /// Checks where Redis failed or timed out (and the failure policy answered).
+    pub failures: u64,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("tiers", &self.inner.tiers)
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rejects costs that are zero or above the set's smallest burst, as the memory store
+/// does, before any round trip.
+fn check_cost(quotas: &Quotas, cost: u32) -> Result<(), CheckError> {
+    if cost == 0 {
+        Err(CheckError::ZeroCost)
+    } else if cost > quotas.max_cost() {
+        Err(CheckError::CostExceedsBurst {
+            cost,
+            max_cost: quotas.max_cost(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+impl RedisStore {
+    /// Starts configuring a store for `tiers` (or a single [`Quotas`] set).
+    pub fn builder(tiers: impl Into<Tiers>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(tiers.into())
+    }
+
+    fn from_parts(b: RedisStoreBuilder, conn: Connection) -> Self {
+        let scripts = b.tiers.iter().map(TierScript::new).collect();
+        let local =
+            (b.policy == FailurePolicy::FallbackLocal).then(|| MemoryStore::new(b.tiers.clone()));
+        let cache = (b.deny_cache > 0).then(|| DenyCache::new(b.deny_cache));
+        RedisStore {
+            inner: Arc::new(Inner {
+                tiers: b.tiers,
+                scripts,
+                conn,
+                prefix: b.prefix,
+                timeout: b.timeout,
+                policy: b.policy,
+                local,
+                cache,
+                round_trips: AtomicU64::new(0),
+                cache_hits: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                last_warning_us: AtomicU64::new(0),
+                warning_clock: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// The Redis key holding quota `quota` of `key` in `tier`:
+    /// `{prefix}{tier:key}:quota`. For inspection and tests; the store builds it itself.
+    pub fn redis_key(&self, key: &impl fmt::Display, tier: Tier, quota: usize) -> String {
+        let mut s = self.inner.stem(key, self.inner.tier_index(tier));
+        let _ = write!(s, ":{quota}");
+        s
+    }
+
+    /// What the store has done so far.
+    pub fn stats(&self) -> RedisStats {
+        RedisStats {
+            round_trips: self.inner.round_trips.load(Relaxed),
+            cache_hits: self.inner.cache_hits.load(Relaxed),
+            failures: self.inner.failures.load(Relaxed),
+        }
+    }
+
+    /// Number of keys in the deny cache (at most the configured bound).
+    pub fn deny_cache_len(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, DenyCache::len)
+    }
+
+    /// The failure policy.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.inner.policy
+    }
+
+    /// **Tests only**: one decision by the script at the injected time `now_us`
+    /// (microseconds) instead of the server's clock, bypassing the deny cache and the
+    /// failure policy. Keys written this way live one minute longer than their TATs,
+    /// since the server's expiry clock does not follow the injected one.
+    #[doc(hidden)]
+    pub async fn check_at_micros(
+        &self,
+        key: &impl fmt::Display,
+        tier: Tier,
+        cost: u32,
+        now_us: u64,
+    ) -> Result<Outcome, StoreError> {
+        let t = self.inner.tier_index(tier);
+        check_cost(self.inner.quotas(t), cost)?;
+        let stem = self.inner.stem(key, t);
+        let reply = self.inner.call(&stem, t, cost, Some(now_us)).await?;
+        Ok(self.inner.outcome(t, &reply, cost))
+    }
+}
+
+impl Inner {
+    fn tier_index(&self, tier: Tier) -> usize {
+        if tier.0 < self.tiers.len() { tier.0 } else { 0 }
+    }
+
+    fn quotas(&self, t: usize) -> &Quotas {
+        self.tiers
+            .get(Tier(t))
+            .unwrap_or_else(|| self.tiers.default_set())
+    }
+
+    fn stem(&self, key: &(impl fmt::Display + ?Sized), t: usize) -> String {
+        let mut s = String::with_capacity(self.prefix.len() + 24);
+        s.push_str(&self.prefix);
+        let _ = write!(s, "{{{t}:{key}}}");
+        s
+    }
+
+    fn outcome(&self, t: usize, r: &Reply, cost: u32) -> Outcome {
+        let quotas = self.quotas(t);
+        outcome_from_us(quotas, r.now_us, &r.tats_us[..quotas.len()], cost, r.denied)
+    }
+
+    /// One script call, bounded by the timeout.
+    async fn call(
+        &self,
+        stem: &str,
+        t: usize,
+        cost: u32,
+        now_us: Option<u64>,
+    ) -> Result<Reply, StoreError> {
+        let quotas = self.quotas(t).len();
+        let call = Call {
+            stem,
+            quotas,
+            cost,
+            now_us,
+            params: &self.scripts[t].args,
+        };
+        let conn = self.conn.get();
+        let result = match tokio::time::timeout(self.timeout, conn.eval(&call)).await {
+            Ok(Ok(value)) => parse_reply(&value, quotas),
+            // Connecting has its own timeout, which may fire first.
+            Ok(Err(e)) if e.is_timeout() => Err(StoreError::Timeout),
+            Ok(Err(e)) => Err(StoreError::Unavailable(Box::new(e))),
+            Err(_) => Err(StoreError::Timeout),
+        };
+        match &result {
+            Err(StoreError::Timeout) => self.conn.timed_out(),
+            Ok(_) => self.conn.answered(),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// A full check on Redis: the call, the deny cache's bookkeeping, the failure policy.
+    async fn decide(
+        self: Arc<Self>,
+        stem: String,
+        t: usize,
+        cost: u32,
+    ) -> Result<Outcome, StoreError> {
+        let anchor = self.cache.as_ref().map(DenyCache::local_us);
+        match self.call(&stem, t, cost, None).await {
+            Ok(reply) => {
+                self.round_trips.fetch_add(1, Relaxed);
+                if let (Some(cache), Some(anchor)) = (&self.cache, anchor) {
+                    match reply.denied {
+                        Some((_, wait_us)) => cache.insert(
+                            &stem,
+                            Denial {
+                                now_us: reply.now_us,
+                                tats_us: reply.tats_us,
+                            },
+                            anchor,
+                            wait_us,
+                        ),
+                        None => cache.remove(&stem),
+                    }
+                }
+                Ok(self.outcome(t, &reply, cost))
+            }
+            Err(e) => self.fail(e, &stem, t, cost),
+        }
+    }
+
+    fn fail(&self, e: StoreError, stem: &str, t: usize, cost: u32) -> Result<Outcome, StoreError> {
+        self.failures.fetch_add(1, Relaxed);
+        self.warn(&e);
+        match self.policy {
+            FailurePolicy::FailOpen => {
+                let quotas = self.quotas(t);
+                let mut tats = [0u64; MAX_QUOTAS];
+                for (tat, p) in tats.iter_mut().zip(quotas.params()) {
+                    *tat = u64::from(cost) * p.t;
+                }
+                Ok(Outcome::new(0, tats, cost, None))
+            }
+            FailurePolicy::FailClosed => Err(e),
+            FailurePolicy::FallbackLocal => match &self.local {
+                Some(local) => match local.check(&stem.to_owned(), Tier(t), cost) {
+                    Check::Ready(r) => r,
+                    Check::Pending(_) => unreachable!("the memory store always answers at once"),
+                },
+                None => Err(e),
+            },
+        }
+    }
+
+    /// A warning event, at most one per second per store.
+    fn warn(&self, e: &StoreError) {
+        let now = u64::try_from(self.warning_clock.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let last = self.last_warning_us.load(Relaxed);
+        let first = self.failures.load(Relaxed) == 1;
+        if (first || now >= last.saturating_add(1_000_000))
+            && self
+                .last_warning_us
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                target: "tower_ratelimit",
+                error = %e,
+                policy = ?self.policy,
+                failures = self.failures.load(Relaxed),
+                "rate-limit store: Redis did not answer; applying the failure policy"
+            );
+        }
+    }
+}
+
+/// The future of a check that goes to Redis.
+pub struct RedisCheck(Pin<Box<dyn Future<Output = Result<Outcome, StoreError>> + Send>>);
+
+impl fmt::Debug for RedisCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCheck").finish_non_exhaustive()
+    }
+}
+
+impl Future for RedisCheck {
+    type Output = Result<Outcome, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<K: fmt::Display> Store<K> for RedisStore {
+    type Future = RedisCheck;
+
+    fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<RedisCheck> {
+        let inner = &self.inner;
+        let t = inner.tier_index(tier);
+        if let Err(e) = check_cost(inner.quotas(t), cost) {
+            return Check::Ready(Err(e.into()));
+        }
+        let stem = inner.stem(key, t);
+        if let Some(cache) = &inner.cache
+            && let Some(hit) = cache.lookup(&stem, &inner.scripts[t].params_us, cost)
+        {
+            inner.cache_hits.fetch_add(1, Relaxed);
+            let quotas = inner.quotas(t);
+            return Check::Ready(Ok(outcome_from_us(
+                quotas,
+                hit.now_us,
+                &hit.tats_us[..quotas.len()],
+                cost,
+                Some((hit.quota, hit.wait_us)),
+            )));
+        }
+        let inner = Arc::clone(&self.inner);
+        Check::Pending(RedisCheck(Box::pin(inner.decide(stem, t, cost))))
+    }
+
+    fn tiers(&self) -> &Tiers {
+        &self.inner.tiers
+    }
+}

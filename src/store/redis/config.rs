@@ -1,0 +1,235 @@
+//! Building a [`RedisStore`]: key prefix, timeout, failure policy, deny cache, and the
+//! connection (one server or a cluster).
+
+use std::fmt;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClientBuilder;
+
+use super::RedisStore;
+use super::conn::Connection;
+use crate::store::Tiers;
+
+/// What a check does when Redis does not answer within the timeout, or fails.
+///
+/// Whatever the policy, a check never waits longer than the store's timeout
+/// ([`RedisStoreBuilder::timeout`]), never panics, and the next checks go to Redis again,
+/// so the store recovers by itself when Redis returns. Every failure emits a `tracing`
+/// warning (at most one per second per store, so an outage does not flood the logs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Admit the request. Its outcome reports a fresh state (the whole burst minus the
+    /// request), since the real one is unknown. The default: an outage of the limiter
+    /// does not become an outage of the service.
+    #[default]
+    FailOpen,
+    /// Refuse to decide: the check returns the error ([`StoreError::Timeout`] or
+    /// [`StoreError::Unavailable`]), which the middleware answers with 503 Service
+    /// Unavailable and `Retry-After: 1`, without calling the service.
+    ///
+    /// [`StoreError::Timeout`]: crate::StoreError::Timeout
+    /// [`StoreError::Unavailable`]: crate::StoreError::Unavailable
+    FailClosed,
+    /// Decide locally with an in-process [`MemoryStore`](crate::store::memory::MemoryStore)
+    /// of the same quotas, per process: during the outage each replica enforces the
+    /// limits on its own (so N replicas admit up to N times the limit between them).
+    FallbackLocal,
+}
+
+/// Why a [`RedisStore`] could not be built.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The key prefix contains `{` or `}`, which would break the hash tag that keeps a
+    /// decision's keys in one Redis Cluster slot.
+    InvalidPrefix(String),
+    /// The timeout was zero.
+    ZeroTimeout,
+    /// No cluster node URL was given.
+    NoNodes,
+    /// A lazy connection needs to be created inside a Tokio runtime.
+    NoRuntime,
+    /// The URL is invalid, or Redis could not be reached or refused the script.
+    Redis(::redis::RedisError),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidPrefix(p) => write!(
+                f,
+                "Redis key prefix {p:?} must not contain '{{' or '}}' (keys carry their own hash tag)"
+            ),
+            Self::ZeroTimeout => f.write_str("the Redis store's timeout must be longer than zero"),
+            Self::NoNodes => f.write_str("a Redis Cluster store needs at least one node URL"),
+            Self::NoRuntime => {
+                f.write_str("a lazy Redis store must be created inside a Tokio runtime")
+            }
+            Self::Redis(e) => write!(f, "cannot set up the Redis store: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Redis(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<::redis::RedisError> for ConnectError {
+    fn from(e: ::redis::RedisError) -> Self {
+        Self::Redis(e)
+    }
+}
+
+/// Configures and connects a [`RedisStore`]; start with [`RedisStore::builder`].
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    pub(super) tiers: Tiers,
+    pub(super) prefix: String,
+    pub(super) timeout: Duration,
+    pub(super) policy: FailurePolicy,
+    pub(super) deny_cache: usize,
+}
+
+/// Default per-call timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "rl:";
+/// Default bound of the deny cache, in keys.
+pub const DEFAULT_DENY_CACHE: usize = 10_000;
+
+impl RedisStoreBuilder {
+    pub(super) fn new(tiers: Tiers) -> Self {
+        RedisStoreBuilder {
+            tiers,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            policy: FailurePolicy::default(),
+            deny_cache: DEFAULT_DENY_CACHE,
+        }
+    }
+
+    /// Prefix of every key the store writes (default `"rl:"`). Give each service or
+    /// limit its own prefix when they share a Redis.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Longest time a check waits for Redis (default 100 ms), connecting included;
+    /// then the [`FailurePolicy`] decides.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What to do when Redis fails or is too slow (default [`FailurePolicy::FailOpen`]).
+    pub fn on_failure(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Bound, in keys, of the local cache of keys already denied (default 10 000; `0`
+    /// turns it off). While a key is cached, its repeated requests are denied without a
+    /// round trip until they could be admitted again (see [`RedisStore`]).
+    pub fn deny_cache(mut self, max_keys: usize) -> Self {
+        self.deny_cache = max_keys;
+        self
+    }
+
+    fn validate(&self) -> Result<(), ConnectError> {
+        if self.prefix.contains(['{', '}']) {
+            return Err(ConnectError::InvalidPrefix(self.prefix.clone()));
+        }
+        if self.timeout.is_zero() {
+            return Err(ConnectError::ZeroTimeout);
+        }
+        Ok(())
+    }
+
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            // The store bounds every call itself; a second timer per command would only
+            // cost time (a timed-out command does not make the connection reconnect).
+            .set_response_timeout(None)
+            // A connection attempt may take longer than one check: it goes on in the
+            // background while checks time out and apply the policy.
+            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(500))))
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500))
+    }
+
+    /// Connects to one Redis server (a `redis://` or `rediss://` URL) with a multiplexed,
+    /// automatically reconnecting connection, and loads the script. Fails if Redis cannot
+    /// be reached now; see [`connect_lazy`](Self::connect_lazy) to start without it.
+    pub async fn connect(self, url: &str) -> Result<RedisStore, ConnectError> {
+        self.validate()?;
+        let client = ::redis::Client::open(url)?;
+        let config = self.manager_config();
+        let manager = ConnectionManager::new_with_config(client.clone(), config.clone());
+        let manager = tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), manager)
+            .await
+            .map_err(|_| ConnectError::Redis(timeout_error()))??;
+        let conn = Connection::single(manager, client, config);
+        conn.load_script().await?;
+        Ok(RedisStore::from_parts(self, conn))
+    }
+
+    /// Like [`connect`](Self::connect), but returns at once and connects on first use,
+    /// so a service can start while Redis is down (its checks follow the failure policy
+    /// until Redis is up). Must be called inside a Tokio runtime.
+    pub fn connect_lazy(self, url: &str) -> Result<RedisStore, ConnectError> {
+        self.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConnectError::NoRuntime);
+        }
+        let client = ::redis::Client::open(url)?;
+        let config = self.manager_config();
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+        Ok(RedisStore::from_parts(
+            self,
+            Connection::single(manager, client, config),
+        ))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes (`redis://host:port` URLs).
+    /// Every decision's keys share one hash tag, so each check is one script call on the
+    /// node owning that slot; redirections and failovers are followed by the client.
+    pub async fn connect_cluster<I, S>(self, nodes: I) -> Result<RedisStore, ConnectError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.validate()?;
+        let nodes: Vec<String> = nodes.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        if nodes.is_empty() {
+            return Err(ConnectError::NoNodes);
+        }
+        let client = ClusterClientBuilder::new(nodes)
+            .connection_timeout(self.timeout.max(Duration::from_millis(500)))
+            .response_timeout(self.timeout)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
+            .build()?;
+        let conn = tokio::time::timeout(
+            self.timeout.max(Duration::from_secs(2)),
+            client.get_async_connection(),
+        )
+        .await
+        .map_err(|_| ConnectError::Redis(timeout_error()))??;
+        Ok(RedisStore::from_parts(self, Connection::cluster(conn)))
+    }
+}
+
+fn timeout_error() -> ::redis::RedisError {
+    ::redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "timed out connecting to Redis",
+    ))
+}
