@@ -234,6 +234,7 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
                 counters,
                 key_log: self.key_log,
                 hasher: std::hash::RandomState::new(),
+                warned: crate::layer::WarnGate::new(),
             }),
         }
     }

@@ -70,6 +70,38 @@ pub(crate) struct Shared<E: KeyExtractor, S> {
     pub(crate) observed: bool,
     pub(crate) key_log: KeyLog,
     pub(crate) hasher: std::hash::RandomState,
+    /// Store-error warnings go out at most once a second (an outage must not turn every
+    /// request into a log line); the others are logged at debug level.
+    pub(crate) warned: WarnGate,
+}
+
+/// Lets one warning through per second.
+#[derive(Debug)]
+pub(crate) struct WarnGate {
+    origin: std::time::Instant,
+    /// Seconds since `origin` of the last warning, plus one (0 = never).
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl WarnGate {
+    pub(crate) fn new() -> Self {
+        WarnGate {
+            origin: std::time::Instant::now(),
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Whether this caller may warn now.
+    pub(crate) fn open(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.origin.elapsed().as_secs() + 1;
+        let last = self.last.load(Relaxed);
+        now > last
+            && self
+                .last
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+    }
 }
 
 impl<E: KeyExtractor, S> Shared<E, S> {
@@ -176,5 +208,18 @@ impl<Inner, E: KeyExtractor, S> Layer<Inner> for RateLimitLayer<E, S> {
 
     fn layer(&self, inner: Inner) -> Self::Service {
         RateLimit::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WarnGate;
+
+    #[test]
+    fn warn_gate_lets_one_warning_through_per_second() {
+        let gate = WarnGate::new();
+        assert!(gate.open(), "the first error warns");
+        assert!(!gate.open(), "the next ones in the same second do not");
+        assert!(!gate.open());
     }
 }

@@ -212,12 +212,21 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
             Ok(outcome) => outcome,
             Err(e) => {
                 self.record(Verdict::StoreError, head, Some(key), tier, None, Some(&e));
-                tracing::warn!(
-                    target: "tower_ratelimit",
-                    key = %self.log_key(key),
-                    error = %e,
-                    "rate-limit store could not decide"
-                );
+                if self.warned.open() {
+                    tracing::warn!(
+                        target: "tower_ratelimit",
+                        key = %self.log_key(key),
+                        error = %e,
+                        "rate-limit store could not decide (further errors this second at debug level)"
+                    );
+                } else {
+                    tracing::debug!(
+                        target: "tower_ratelimit",
+                        key = %self.log_key(key),
+                        error = %e,
+                        "rate-limit store could not decide"
+                    );
+                }
                 return Resolution::Reject(store_error_response(&e));
             }
         };
