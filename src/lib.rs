@@ -43,6 +43,7 @@
 //! | [`key`] | who a request counts against: global, peer IP, client IP behind trusted proxies, a header, a closure |
 //! | [`headers`] | IETF `RateLimit`/`RateLimit-Policy`, draft-03, `X-RateLimit-*`, `Retry-After` |
 //! | [`render`] | 429 bodies: problem+json, Clarifai, Claid, gRPC, text, closures |
+//! | `client` | pace outgoing calls, retry as the server asks, parse its hints |
 //! | `client` | outgoing calls: `PaceLayer` (wait for a slot instead of a 429), `RetryPolicy` (retry as the server asks), `hints` (parse every rate-limit field) |
 //!
 //! ## Cargo features
