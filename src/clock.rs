@@ -15,6 +15,12 @@ use std::time::Duration;
 /// the quotas are exhausted, then denied.
 pub(crate) const MAX_NOW_NS: u64 = 1 << 62;
 
+/// A clock reading capped at [`MAX_NOW_NS`]: what every limiter uses as "now".
+#[inline]
+pub(crate) fn capped_now_ns<C: Clock + ?Sized>(clock: &C) -> u64 {
+    clock.now_ns().min(MAX_NOW_NS)
+}
+
 /// A source of monotonic time in nanoseconds.
 pub trait Clock: Send + Sync + 'static {
     /// Nanoseconds since this clock's origin.

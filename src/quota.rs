@@ -53,6 +53,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use crate::error::CheckError;
+
 /// Most quotas one [`Quotas`] set can hold.
 pub const MAX_QUOTAS: usize = 4;
 
@@ -430,6 +432,21 @@ impl Quotas {
     /// The largest cost a single request can have and still ever be admitted.
     pub fn max_cost(&self) -> u32 {
         self.min_burst
+    }
+
+    /// Rejects costs that are zero or above the set's smallest burst, in one comparison.
+    #[inline]
+    pub(crate) fn check_cost(&self, cost: u32) -> Result<(), CheckError> {
+        if cost.wrapping_sub(1) < self.min_burst {
+            Ok(())
+        } else if cost == 0 {
+            Err(CheckError::ZeroCost)
+        } else {
+            Err(CheckError::CostExceedsBurst {
+                cost,
+                max_cost: self.min_burst,
+            })
+        }
     }
 
     pub(crate) fn as_slice(&self) -> &[Quota] {

@@ -11,8 +11,7 @@ use std::time::Duration;
 use super::PaceError;
 use super::clock::TokioClock;
 use super::hints::RateLimitHints;
-use crate::clock::{Clock, MAX_NOW_NS};
-use crate::error::CheckError;
+use crate::clock::{Clock, MAX_NOW_NS, capped_now_ns};
 use crate::quota::{MAX_QUOTAS, Quotas};
 use crate::state::reserve::{Booking, NotBooked};
 use crate::state::{Cell, Cell128};
@@ -119,7 +118,7 @@ where
     }
 
     fn now_ns(&self) -> u64 {
-        self.clock.now_ns().min(MAX_NOW_NS)
+        capped_now_ns(&self.clock)
     }
 
     fn entry(&self, key: &K, now: u64) -> Arc<Entry> {
@@ -161,15 +160,7 @@ where
         cost: u32,
         max_wait: Option<Duration>,
     ) -> Result<Reservation<K, C>, PaceError> {
-        if cost == 0 {
-            return Err(PaceError::Cost(CheckError::ZeroCost));
-        }
-        if cost > self.quotas.max_cost() {
-            return Err(PaceError::Cost(CheckError::CostExceedsBurst {
-                cost,
-                max_cost: self.quotas.max_cost(),
-            }));
-        }
+        self.quotas.check_cost(cost).map_err(PaceError::Cost)?;
         let shift = self.quotas.shift;
         let max_units = max_wait.map_or(u64::MAX, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX) >> shift

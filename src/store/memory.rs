@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use crate::clock::{Clock, DefaultClock, MAX_NOW_NS};
+use crate::clock::{Clock, DefaultClock, capped_now_ns};
 use crate::decision::{Decision, Outcome};
 use crate::error::{CheckError, StoreError};
 use crate::quota::Quotas;
@@ -12,25 +12,10 @@ use crate::state::{Cell, Cell64, Cell128, Raw};
 use crate::store::table::CellTable;
 use crate::store::{Check, Store, Tier, Tiers};
 
-/// Rejects costs that are zero or above the set's smallest burst, in one comparison.
-#[inline]
-fn check_cost(quotas: &Quotas, cost: u32) -> Result<(), CheckError> {
-    if cost.wrapping_sub(1) < quotas.min_burst {
-        Ok(())
-    } else if cost == 0 {
-        Err(CheckError::ZeroCost)
-    } else {
-        Err(CheckError::CostExceedsBurst {
-            cost,
-            max_cost: quotas.min_burst,
-        })
-    }
-}
-
 /// The clock reading in the set's unit, capped far from overflow.
 #[inline]
 fn now_units<C: Clock>(clock: &C, quotas: &Quotas) -> u64 {
-    clock.now_ns().min(MAX_NOW_NS) >> quotas.shift
+    capped_now_ns(clock) >> quotas.shift
 }
 
 #[inline]
@@ -103,7 +88,7 @@ impl<C: Clock> RateLimiter<C> {
     /// Checks one request of cost `cost` (its weight in every quota).
     #[inline]
     pub fn check_n(&self, cost: u32) -> Result<Decision<'_>, CheckError> {
-        check_cost(&self.quotas, cost)?;
+        self.quotas.check_cost(cost)?;
         let now = now_units(&self.clock, &self.quotas);
         let raw = match &self.cell {
             DirectCell::One(c) => c.check(&self.quotas, now, u64::from(cost)),
@@ -237,8 +222,8 @@ where
     /// Checks one request of cost `cost` for `key`.
     #[inline]
     pub fn check_key_n(&self, key: &K, cost: u32) -> Result<Decision<'_>, CheckError> {
-        check_cost(&self.quotas, cost)?;
-        let now_ns = self.clock.now_ns().min(MAX_NOW_NS);
+        self.quotas.check_cost(cost)?;
+        let now_ns = capped_now_ns(&self.clock);
         let now = now_ns >> self.quotas.shift;
         let raw = match &self.table {
             Table::One(map) => self.check_in(map, key, now_ns, now, cost)?,
@@ -303,7 +288,7 @@ where
 
     /// Reclaims every expired key now (normally not needed: inserts do it as they go).
     pub fn reclaim(&self) {
-        let now_ns = self.clock.now_ns().min(MAX_NOW_NS);
+        let now_ns = capped_now_ns(&self.clock);
         let now = now_ns >> self.quotas.shift;
         match &self.table {
             Table::One(map) => self.sweep(map, now_ns, now),

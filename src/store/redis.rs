@@ -69,7 +69,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use crate::decision::Outcome;
-use crate::error::{CheckError, StoreError};
+use crate::error::StoreError;
 use crate::quota::{MAX_QUOTAS, Params, Quotas};
 use crate::store::memory::MemoryStore;
 use crate::store::{Check, Store, Tier, Tiers};
@@ -172,21 +172,6 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// Rejects costs that are zero or above the set's smallest burst, as the memory store
-/// does, before any round trip.
-fn check_cost(quotas: &Quotas, cost: u32) -> Result<(), CheckError> {
-    if cost == 0 {
-        Err(CheckError::ZeroCost)
-    } else if cost > quotas.max_cost() {
-        Err(CheckError::CostExceedsBurst {
-            cost,
-            max_cost: quotas.max_cost(),
-        })
-    } else {
-        Ok(())
-    }
-}
-
 impl RedisStore {
     /// Starts configuring a store for `tiers` (or a single [`Quotas`] set).
     pub fn builder(tiers: impl Into<Tiers>) -> RedisStoreBuilder {
@@ -257,7 +242,7 @@ impl RedisStore {
         now_us: u64,
     ) -> Result<Outcome, StoreError> {
         let t = self.inner.tier_index(tier);
-        check_cost(self.inner.quotas(t), cost)?;
+        self.inner.quotas(t).check_cost(cost)?;
         let stem = self.inner.stem(key, t);
         let reply = self.inner.call(&stem, t, cost, Some(now_us)).await?;
         Ok(self.inner.outcome(t, &reply, cost))
@@ -418,7 +403,7 @@ impl<K: fmt::Display> Store<K> for RedisStore {
     fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<RedisCheck> {
         let inner = &self.inner;
         let t = inner.tier_index(tier);
-        if let Err(e) = check_cost(inner.quotas(t), cost) {
+        if let Err(e) = inner.quotas(t).check_cost(cost) {
             return Check::Ready(Err(e.into()));
         }
         let stem = inner.stem(key, t);
