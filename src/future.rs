@@ -31,31 +31,23 @@ impl HeaderPlan {
 
     /// Adds the headers of `outcome`, decided against `tier`.
     pub(crate) fn apply(&self, outcome: Outcome, tier: Tier, headers: &mut HeaderMap) {
-        let i = if tier.0 < self.prepared.len() {
-            tier.0
-        } else {
-            0
-        };
         let quotas = self
             .tiers
-            .get(Tier(i))
+            .get(tier)
             .unwrap_or_else(|| self.tiers.default_set());
-        self.prepared[i].apply(&outcome.decision(quotas), headers);
+        self.apply_decision(&outcome.decision(quotas), tier, headers);
     }
 
-    /// Adds the headers of a decision already in hand.
+    /// Adds the headers of a decision already in hand (an unknown tier falls back to
+    /// the default set, as stores do).
     pub(crate) fn apply_decision(
         &self,
         decision: &crate::Decision<'_>,
         tier: Tier,
         headers: &mut HeaderMap,
     ) {
-        let i = if tier.0 < self.prepared.len() {
-            tier.0
-        } else {
-            0
-        };
-        self.prepared[i].apply(decision, headers);
+        let prepared = self.prepared.get(tier.0).unwrap_or(&self.prepared[0]);
+        prepared.apply(decision, headers);
     }
 }
 
