@@ -59,7 +59,43 @@ pub(crate) enum NotBooked {
     Dead,
 }
 
+/// What one step of an [`Cell128::update`] loop decided.
+enum Step<R> {
+    /// Store this base and these TATs, then return `R`.
+    Write(u64, [u64; MAX_QUOTAS], R),
+    /// Return `R` without writing.
+    Done(R),
+}
+
 impl Cell128 {
+    /// The CAS loop every operation here shares: decode the word, let `f` decide, and
+    /// store its result all at once. `None` if the cell is a tombstone.
+    fn update<R>(
+        &self,
+        quotas: &Quotas,
+        mut f: impl FnMut(u64, [u64; MAX_QUOTAS]) -> Step<R>,
+    ) -> Option<R> {
+        let params = quotas.params();
+        let mut cur = self.0.load(Relaxed);
+        loop {
+            if cur >= DEAD128 {
+                return None;
+            }
+            let (base, tats) = unpack(params, cur);
+            let (base, next, r) = match f(base, tats) {
+                Step::Done(r) => return Some(r),
+                Step::Write(base, next, r) => (base, next, r),
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, pack(params, base, &next), Relaxed, Relaxed)
+            {
+                Ok(_) => return Some(r),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
     /// Books `cost` at the earliest admission time `>= now`, unless the wait exceeds
     /// `max_wait` units. `cost` must be in `1..=min_burst` (the caller checks).
     pub(crate) fn reserve(
@@ -70,55 +106,41 @@ impl Cell128 {
         max_wait: u64,
     ) -> Result<Booking, NotBooked> {
         let params = quotas.params();
-        let mut cur = self.0.load(Relaxed);
-        loop {
-            if cur >= DEAD128 {
-                return Err(NotBooked::Dead);
-            }
-            let (base, tats) = unpack(params, cur);
+        let booked = self.update(quotas, |base, tats| {
             let tats = &tats[..params.len()];
             let (at, next) = match decide(params, now, tats, cost) {
                 Verdict::Admit(next) => (now, next),
                 Verdict::Deny { wait, .. } if wait > max_wait => {
-                    return Err(NotBooked::TooLong(wait));
+                    return Step::Done(Err(NotBooked::TooLong(wait)));
                 }
                 Verdict::Deny { wait, .. } => match decide(params, now + wait, tats, cost) {
                     Verdict::Admit(next) => (now + wait, next),
                     // Impossible by the rule in the module docs; refuse rather than guess.
-                    Verdict::Deny { wait, .. } => return Err(NotBooked::TooLong(wait)),
+                    Verdict::Deny { wait, .. } => {
+                        return Step::Done(Err(NotBooked::TooLong(wait)));
+                    }
                 },
             };
-            let word = pack(params, base.max(at), &next);
-            match self.0.compare_exchange_weak(cur, word, Relaxed, Relaxed) {
-                Ok(_) => return Ok(Booking { at, cost }),
-                Err(actual) => cur = actual,
-            }
-        }
+            Step::Write(base.max(at), next, Ok(Booking { at, cost }))
+        });
+        booked.unwrap_or(Err(NotBooked::Dead))
     }
 
     /// Gives `booking` back if that is safe (see the module docs); returns whether it was.
     pub(crate) fn release(&self, quotas: &Quotas, booking: Booking) -> bool {
         let params = quotas.params();
-        let mut cur = self.0.load(Relaxed);
-        loop {
-            if cur >= DEAD128 {
-                return false;
-            }
-            let (base, tats) = unpack(params, cur);
+        let released = self.update(quotas, |base, tats| {
             if base > booking.at {
-                return false;
+                return Step::Done(false);
             }
             let mut next = [0u64; MAX_QUOTAS];
             for ((n, &t), p) in next.iter_mut().zip(&tats).zip(params) {
                 // Never below the base: keeps the packing exact and only errs on the safe side.
                 *n = t.saturating_sub(booking.cost * p.t).max(base);
             }
-            let word = pack(params, base, &next);
-            match self.0.compare_exchange_weak(cur, word, Relaxed, Relaxed) {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
-        }
+            Step::Write(base, next, true)
+        });
+        released.unwrap_or(false)
     }
 
     /// Holds the set until `until` (units): no request is admitted before it. Raises only
@@ -131,38 +153,25 @@ impl Cell128 {
         let p = params[fastest];
         // At any a < until: level = TAT + T - a > cap, so nothing of cost >= 1 fits.
         let floor = until + (p.cap - p.t) + 1;
-        let mut cur = self.0.load(Relaxed);
-        loop {
-            if cur >= DEAD128 {
-                return false;
-            }
-            let (base, mut tats) = unpack(params, cur);
+        let held = self.update(quotas, |base, mut tats| {
             if tats[fastest] >= floor {
-                return true;
+                return Step::Done(true);
             }
             tats[fastest] = floor;
             let new_base = base.max(until);
             for t in tats.iter_mut().take(params.len()) {
                 *t = (*t).max(new_base);
             }
-            let word = pack(params, new_base, &tats);
-            match self.0.compare_exchange_weak(cur, word, Relaxed, Relaxed) {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
-        }
+            Step::Write(new_base, tats, true)
+        });
+        held.unwrap_or(false)
     }
 
     /// Raises each quota's TAT to at least `floors[i]` (units), never lowering any: used
     /// to adopt what a server reports as remaining. Raising only ever admits less.
     pub(crate) fn raise(&self, quotas: &Quotas, now: u64, floors: &[u64; MAX_QUOTAS]) -> bool {
         let params = quotas.params();
-        let mut cur = self.0.load(Relaxed);
-        loop {
-            if cur >= DEAD128 {
-                return false;
-            }
-            let (base, tats) = unpack(params, cur);
+        let raised = self.update(quotas, |base, tats| {
             let new_base = base.max(now);
             let mut next = tats;
             for ((t, &f), p) in next.iter_mut().zip(floors).zip(params) {
@@ -170,14 +179,11 @@ impl Cell128 {
                 *t = (*t).max(f.min(now + p.cap)).max(new_base);
             }
             if next == tats && new_base == base {
-                return true;
+                return Step::Done(true);
             }
-            let word = pack(params, new_base, &next);
-            match self.0.compare_exchange_weak(cur, word, Relaxed, Relaxed) {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
-        }
+            Step::Write(new_base, next, true)
+        });
+        raised.unwrap_or(false)
     }
 
     /// The current TATs (units), or `None` for a tombstone.
