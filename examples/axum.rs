@@ -2,9 +2,11 @@
 //! peer IP (no proxy trusted), 10 per second and 300 per minute.
 //!
 //! ```sh
-//! PORT=3000 cargo run --example axum --features axum
+//! PORT=3000 cargo run --example axum
 //! curl -i http://127.0.0.1:3000/hello
 //! ```
+
+mod common;
 
 use std::net::SocketAddr;
 
@@ -23,15 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/hello", get(|| async { "hello\n" }))
         .layer(RateLimitLayer::builder(quotas).key(PeerIp::new()).build());
 
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!(
-        "listening on http://127.0.0.1:{}",
-        listener.local_addr()?.port()
-    );
+    let listener = common::listen(3000).await?;
     // Connect info gives `PeerIp` the client's address.
     axum::serve(
         listener,

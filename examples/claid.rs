@@ -8,6 +8,8 @@
 //! curl -i -X POST -H 'Authorization: Bearer my-key' http://127.0.0.1:3000/v1/image/edit
 //! ```
 
+mod common;
+
 use std::net::SocketAddr;
 
 use axum::{Json, Router, routing::get};
@@ -31,15 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/v1/image/edit", get(edit).post(edit))
         .layer(layer);
 
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!(
-        "listening on http://127.0.0.1:{}",
-        listener.local_addr()?.port()
-    );
+    let listener = common::listen(3000).await?;
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -7,6 +7,8 @@
 //! cargo run --example demo
 //! ```
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -33,13 +35,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/v1/image/edit", get(|| async { "edited\n" }))
         .layer(layer);
     // PORT if set, else any free port: the demo talks only to itself.
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = common::listen(0).await?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
     tokio::spawn(async move {
         axum::serve(
             listener,

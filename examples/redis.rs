@@ -3,13 +3,15 @@
 //!
 //! ```sh
 //! redis-server --port 6379 &
-//! PORT=3000 cargo run --example redis --features redis,axum &
-//! PORT=3001 cargo run --example redis --features redis,axum &
+//! PORT=3000 cargo run --example redis &
+//! PORT=3001 cargo run --example redis &
 //! for i in $(seq 20); do curl -s -o /dev/null -w '%{http_code}\n' 127.0.0.1:300$((i % 2))/; done
 //! ```
 //!
 //! Between them the two copies admit 10 requests, not 20. Environment: `REDIS_URL`
 //! (default `redis://127.0.0.1:6379`), `PORT` (default 3000; 0 picks a free port).
+
+mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,10 +25,6 @@ use tower_ratelimit::{Quota, RateLimitLayer};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p.parse().map_err(|e| format!("PORT={p:?}: {e}"))?,
-        Err(_) => 3000,
-    };
     let store = RedisStore::builder(Quota::per_minute(10)?.named("minute"))
         .prefix("example:")
         .timeout(Duration::from_millis(100))
@@ -39,8 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/", get(|| async { "hello\n" }))
         .layer(layer);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let listener = common::listen(3000).await?;
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -3,9 +3,11 @@
 //! `tonic_client` example or any gRPC client.
 //!
 //! ```sh
-//! cargo run --example tonic --features tonic,grpc
-//! TARGET=http://127.0.0.1:3000 cargo run --example tonic_client --features tonic,grpc
+//! cargo run --example tonic
+//! TARGET=http://127.0.0.1:3000 cargo run --example tonic_client
 //! ```
+
+mod common;
 
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -23,15 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .renderer(render::Grpc::default())
         .build();
 
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!(
-        "listening on http://127.0.0.1:{}",
-        listener.local_addr()?.port()
-    );
+    let listener = common::listen(3000).await?;
     Server::builder()
         .layer(layer)
         .add_service(health)
