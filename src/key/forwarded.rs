@@ -104,91 +104,58 @@ pub(crate) fn x_real_ip(headers: &HeaderMap) -> impl Iterator<Item = Hop> + '_ {
         .into_iter()
 }
 
-/// The hops of one `Forwarded` line, parsed left to right (quoted strings may hold
-/// commas, so the line cannot be split from the right) into a ring of the right-most
-/// [`MAX_HOPS`], then yielded right to left. A line that cannot be split (an
-/// unterminated quoted-string) is one opaque hop, so what a trusted proxy appended on
-/// later lines still counts.
-pub(crate) struct ForwardedLine {
-    ring: [Hop; MAX_HOPS],
-    /// Hops seen on the line (only the last `MAX_HOPS` are kept).
-    seen: usize,
-    /// Hops yielded so far.
-    taken: usize,
+/// The hops of one `Forwarded` line, read right to left. The line is scanned from
+/// its right end, where the closest proxy wrote, so nothing a client put further left
+/// (an unterminated quoted-string, stray escapes) can change how the proxy's own
+/// elements read: a quoted-string opened by the client's bytes is only ever seen after
+/// them. What cannot be split (a quoted-string still open at the left end of the line)
+/// is one opaque hop, the last of the line.
+pub(crate) struct ForwardedLine<'a> {
+    /// The part of the line not read yet; `None` once the left end was reached.
+    rest: Option<&'a [u8]>,
 }
 
-impl ForwardedLine {
-    pub(crate) fn parse(line: &[u8]) -> Self {
-        let mut this = ForwardedLine {
-            ring: [Hop::Opaque; MAX_HOPS],
-            seen: 0,
-            taken: 0,
-        };
-        if split_elements(line, |hop| this.push(hop)).is_err() {
-            this.seen = 0;
-            this.push(Hop::Opaque);
-        }
-        this
-    }
-
-    fn push(&mut self, hop: Hop) {
-        self.ring[self.seen % MAX_HOPS] = hop;
-        self.seen += 1;
+impl<'a> ForwardedLine<'a> {
+    pub(crate) fn parse(line: &'a [u8]) -> Self {
+        ForwardedLine { rest: Some(line) }
     }
 }
 
-impl Iterator for ForwardedLine {
+impl Iterator for ForwardedLine<'_> {
     type Item = Hop;
 
     fn next(&mut self) -> Option<Hop> {
-        if self.taken >= self.seen.min(MAX_HOPS) {
-            return None;
+        let line = self.rest?;
+        let mut element = Element::default();
+        let mut quoted = false;
+        let mut pair_end = line.len();
+        for (i, &b) in line.iter().enumerate().rev() {
+            if b == b'"' && !escaped(line, i) {
+                quoted = !quoted;
+            } else if !quoted && (b == b';' || b == b',') {
+                element.pair(line.get(i + 1..pair_end).unwrap_or_default());
+                pair_end = i;
+                if b == b',' {
+                    self.rest = line.get(..i);
+                    return Some(element.hop());
+                }
+            }
         }
-        let i = (self.seen - 1 - self.taken) % MAX_HOPS;
-        self.taken += 1;
-        Some(self.ring[i])
+        self.rest = None;
+        if quoted {
+            return Some(Hop::Opaque);
+        }
+        element.pair(line.get(..pair_end).unwrap_or_default());
+        Some(element.hop())
     }
 }
 
-/// The line has an unterminated quoted-string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Unterminated;
-
-/// Calls `hop` with each element's `for` node, left to right. Commas and semicolons
-/// inside quoted-strings (with `\` escapes) do not split.
-fn split_elements(line: &[u8], mut hop: impl FnMut(Hop)) -> Result<(), Unterminated> {
-    let (mut quoted, mut escaped) = (false, false);
-    let mut pair_start = 0;
-    let mut element = Element::default();
-    for (i, &b) in line.iter().enumerate() {
-        if escaped {
-            escaped = false;
-        } else if quoted {
-            match b {
-                b'\\' => escaped = true,
-                b'"' => quoted = false,
-                _ => {}
-            }
-        } else {
-            match b {
-                b'"' => quoted = true,
-                b';' | b',' => {
-                    element.pair(line.get(pair_start..i).unwrap_or_default());
-                    pair_start = i + 1;
-                    if b == b',' {
-                        hop(std::mem::take(&mut element).hop());
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    if quoted {
-        return Err(Unterminated);
-    }
-    element.pair(line.get(pair_start..).unwrap_or_default());
-    hop(element.hop());
-    Ok(())
+/// Whether the byte at `i` is escaped: preceded by an odd run of backslashes (inside a
+/// quoted-string a backslash escapes the next byte, so `\\"` ends one and `\"` does
+/// not).
+fn escaped(line: &[u8], i: usize) -> bool {
+    let before = line.get(..i).unwrap_or_default();
+    before.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
 }
 
 /// The `for` parameter of one forwarded-element.
@@ -367,9 +334,10 @@ mod tests {
     #[test]
     fn forwarded_malformed() {
         // A broken line is one opaque hop; the lines after it still count.
+        // An unterminated quoted-string spoils what is left of it, not what is right.
         assert_eq!(
             fwd(&[br#"for="192.0.2.1, for=6.6.6.6"#, b"for=192.0.2.9"]),
-            vec![O, ip("192.0.2.9")]
+            vec![O, ip("6.6.6.6"), ip("192.0.2.9")]
         );
         assert_eq!(fwd(&[br#"for="1.2.3.4\"#]), vec![O]);
         assert_eq!(
@@ -396,18 +364,40 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_keeps_the_rightmost_hops_of_a_long_line() {
+    fn forwarded_reads_long_lines_from_the_right() {
         let mut line = String::new();
         for i in 0..200 {
             line.push_str(&format!("for=10.0.{}.{}, ", i / 256, i % 256));
         }
         line.push_str("for=192.0.2.1");
         let h = headers(&FORWARDED, &[line.as_bytes()]);
-        let hops: Vec<Hop> = forwarded(&h).collect();
-        assert_eq!(hops.len(), MAX_HOPS);
-        assert_eq!(hops[0], ip("192.0.2.1"));
-        assert_eq!(hops[1], ip("10.0.0.199"));
-        assert_eq!(hops[MAX_HOPS - 1], ip("10.0.0.137"));
+        let mut hops = forwarded(&h);
+        assert_eq!(hops.next(), Some(ip("192.0.2.1")));
+        assert_eq!(hops.next(), Some(ip("10.0.0.199")));
+        assert_eq!(hops.count(), 199);
+    }
+
+    #[test]
+    fn client_bytes_cannot_spoil_what_a_proxy_appended() {
+        // A proxy appending `, for=...` to the client's own line (nginx with
+        // `$http_forwarded, for=$remote_addr`).
+        for client in [
+            r#"for="6.6.6.6"#,
+            r#"for="6.6.6.6\"#,
+            r#"for=6.6.6.6\"#,
+            r#"""#,
+            r#"\\""#,
+            r#"for="x\\\"#,
+            r#"for="a;b,c"#,
+            ";;,,",
+        ] {
+            let line = format!(r#"{client}, for=192.0.2.1, for="[2001:db8::1]:80""#);
+            let hops: Vec<Hop> = ForwardedLine::parse(line.as_bytes()).take(2).collect();
+            assert_eq!(hops, vec![ip("2001:db8::1"), ip("192.0.2.1")], "{line}");
+        }
+        assert!(escaped(br#"\""#, 1));
+        assert!(!escaped(br#"a\\""#, 3));
+        assert!(escaped(br#"\\\""#, 3));
     }
 
     #[test]
