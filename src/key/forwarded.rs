@@ -107,8 +107,8 @@ pub(crate) fn x_real_ip(headers: &HeaderMap) -> impl Iterator<Item = Hop> + '_ {
 /// The hops of one `Forwarded` line, read right to left. The line is scanned from
 /// its right end, where the closest proxy wrote, so nothing a client put further left
 /// (an unterminated quoted-string, stray escapes) can change how the proxy's own
-/// elements read: a quoted-string opened by the client's bytes is only ever seen after
-/// them. What cannot be split (a quoted-string still open at the left end of the line)
+/// elements read: the scan reaches the client's bytes only once the proxy's elements
+/// are complete. What cannot be split (a quoted-string still open at the left end of the line)
 /// is one opaque hop, the last of the line.
 pub(crate) struct ForwardedLine<'a> {
     /// The part of the line not read yet; `None` once the left end was reached.
