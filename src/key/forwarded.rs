@@ -436,4 +436,37 @@ mod tests {
         assert_eq!(real(&[b"1.2.3.4, 5.6.7.8"]), vec![O]);
         assert_eq!(real(&[]), vec![]);
     }
+
+    proptest::proptest! {
+        /// Any bytes: no panic, and whatever a client wrote before it on the same line
+        /// or on earlier lines, the element a proxy appended reads as written.
+        #[test]
+        fn appended_element_survives_any_client_bytes(
+            client in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            earlier in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
+            v6 in proptest::prelude::any::<bool>(),
+        ) {
+            let (appended, want) = if v6 {
+                (r#"for="[2001:db8::5]:8080""#, ip("2001:db8::5"))
+            } else {
+                ("for=192.0.2.5", ip("192.0.2.5"))
+            };
+            let mut line = client.clone();
+            line.extend_from_slice(b", ");
+            line.extend_from_slice(appended.as_bytes());
+            let _ = node(&client);
+            let _ = ForwardedLine::parse(&client).count();
+            proptest::prop_assert_eq!(ForwardedLine::parse(&line).next(), Some(want));
+            let mut xline = client;
+            xline.extend_from_slice(b", 192.0.2.5");
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&earlier) {
+                h.append(X_FORWARDED_FOR, v);
+            }
+            if let Ok(v) = HeaderValue::from_bytes(&xline) {
+                h.append(X_FORWARDED_FOR, v);
+                proptest::prop_assert_eq!(x_forwarded_for(&h).next(), Some(ip("192.0.2.5")));
+            }
+        }
+    }
 }
