@@ -13,7 +13,7 @@
 //! | [`from_fn`] | yours | whatever your closure reads |
 //!
 //! No extractor panics on any input: malformed values are errors or, for
-//! [`ClientIp`], a fall-back to the peer address.
+//! [`ClientIp`], the address of the trusted proxy closest to the garbage.
 //!
 //! ```
 //! use tower_ratelimit::key::{HeaderKey, KeyExtractor, RequestHead};
