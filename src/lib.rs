@@ -86,4 +86,4 @@ pub use service::RateLimit;
 pub use decision::{Decision, Outcome, QuotaState};
 pub use error::{CheckError, StoreError};
 pub use quota::{Quota, QuotaError, Quotas};
-pub use store::memory::{KeyedRateLimiter, RateLimiter};
+pub use store::memory::{AtCapacity, KeyedRateLimiter, RateLimiter};
