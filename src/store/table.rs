@@ -158,11 +158,26 @@ impl<C: Cell> Table<C> {
         self.used.load(Relaxed) * 4 >= self.capacity() * 3
     }
 
-    /// The table after this one, linking a new one (sized for `live_hint` keys at half
-    /// load) if there is none yet. Only links: the move is done chunk by chunk.
-    fn next_or_link(&self, live_hint: usize) -> &Table<C> {
-        self.next
-            .get_or_init(|| Arc::new(Table::new(live_hint.saturating_mul(2), self.live.clone())))
+    /// The table after this one, linking a new one if there is none yet. Only links: the
+    /// move is done chunk by chunk.
+    fn next_or_link(&self) -> &Table<C> {
+        self.next.get_or_init(|| {
+            // The keys it will hold: this table's (the global count may still include
+            // keys that have expired but are not reaped yet, and a young table behind an
+            // old one holds only part of them), and the new keys that arrive while this
+            // table is moved, one chunk per insert. Half load, as after any resize.
+            let keys = self.live.load(Relaxed).min(self.used.load(Relaxed));
+            self.link_sized(keys)
+        })
+    }
+
+    /// A next table for `keys` keys plus the inserts that arrive during the move.
+    fn link_sized(&self, keys: usize) -> Arc<Table<C>> {
+        let arriving = self.capacity() / self.migrate_chunk_len();
+        Arc::new(Table::new(
+            keys.saturating_add(arriving).saturating_mul(2),
+            self.live.clone(),
+        ))
     }
 
     /// Where a key absent from this table goes: `None` if it may be claimed here; else
@@ -171,7 +186,7 @@ impl<C: Cell> Table<C> {
         let next = if let Some(next) = self.next.get() {
             next
         } else if self.is_crowded() {
-            self.next_or_link(self.live.load(Relaxed))
+            self.next_or_link()
         } else {
             return None;
         };
@@ -232,8 +247,7 @@ impl<C: Cell> Table<C> {
             self.window_live.store(0, Relaxed);
             let estimate = seen_live.saturating_mul(self.capacity()) / slots;
             if self.capacity() > MIN_CAPACITY && estimate.saturating_mul(8) < self.capacity() {
-                // Room for twice the estimate, so the keys arriving meanwhile fit too.
-                self.next_or_link(estimate.saturating_mul(2));
+                let _ = self.next.get_or_init(|| self.link_sized(estimate));
             }
         }
     }
@@ -248,9 +262,9 @@ fn carry<C: Cell>(mut to: &Table<C>, fp: u64, word: C::Word) {
                     return;
                 }
                 // Frozen while still empty: the state must go further on.
-                to = to.next_or_link(to.live.load(Relaxed));
+                to = to.next_or_link();
             }
-            Probe::Frozen => to = to.next_or_link(to.live.load(Relaxed)),
+            Probe::Frozen => to = to.next_or_link(),
             Probe::Free(slot) => {
                 if to.close_off(slot).is_some() {
                     continue;
@@ -342,7 +356,7 @@ impl<C: Cell> CellTable<C> {
             let slot = match table.probe(fp) {
                 Probe::Found(slot) => slot,
                 Probe::Frozen => {
-                    table = table.next_or_link(self.live.load(Relaxed));
+                    table = table.next_or_link();
                     continue;
                 }
                 Probe::Free(slot) => {
@@ -381,7 +395,7 @@ impl<C: Cell> CellTable<C> {
             }
             if slot.cell.is_frozen() {
                 // Carry this slot (idempotent), then follow it.
-                let next = table.next_or_link(self.live.load(Relaxed));
+                let next = table.next_or_link();
                 migrate_slot(slot, next, None);
                 table = next;
             } else if slot.cell.revive() {
@@ -672,7 +686,7 @@ mod loom_tests {
     fn resizing() -> Arc<Table<Cell64>> {
         let live = Arc::new(AtomicUsize::new(0));
         let old = Arc::new(Table::new(MIN_CAPACITY, live.clone()));
-        old.next_or_link(MIN_CAPACITY / 2);
+        old.next_or_link();
         old
     }
 
