@@ -73,14 +73,15 @@ fn no_allocation_per_check_and_bytes_per_key() {
 
 /// The middleware decides in `call` with no boxing and no allocation: an admitted request
 /// through `RateLimit` (headers off) allocates nothing beyond what the inner service does,
-/// whatever the key: global, a closure's, the peer address, a header.
+/// whatever the key: global, a closure's, the peer address, a header, the client address
+/// behind trusted proxies.
 fn middleware_allow_path_allocates_nothing() {
     use std::convert::Infallible;
     use std::net::SocketAddr;
     use tower::{Layer, service_fn};
     use tower_ratelimit::RateLimitLayer;
     use tower_ratelimit::headers::HeaderStyle;
-    use tower_ratelimit::key::{HeaderKey, PeerIp};
+    use tower_ratelimit::key::{ClientIp, HeaderKey, PeerIp};
 
     let inner = service_fn(|_req: http::Request<()>| async {
         Ok::<_, Infallible>(http::Response::new(()))
@@ -103,14 +104,17 @@ fn middleware_allow_path_allocates_nothing() {
 
     // As a server builds them: the peer address in the extensions, header values sharing
     // the connection's read buffer.
-    let buffer =
-        bytes::Bytes::from(b"GET / HTTP/1.1\r\nx-api-key: k-0123456789abcdef\r\n".to_vec());
+    let buffer = bytes::Bytes::from(
+        b"GET / HTTP/1.1\r\nx-api-key: k-0123456789abcdef\r\nx-forwarded-for: 203.0.113.9, 192.0.2.1\r\n"
+            .to_vec(),
+    );
     let served = move || {
         let mut req = http::Request::new(());
         req.extensions_mut()
             .insert(SocketAddr::from(([192, 0, 2, 7], 40000)));
-        let value = http::HeaderValue::from_maybe_shared(buffer.slice(27..45)).expect("valid");
-        req.headers_mut().insert("x-api-key", value);
+        let value = |r| http::HeaderValue::from_maybe_shared(buffer.slice(r)).expect("valid");
+        req.headers_mut().insert("x-api-key", value(27..45));
+        req.headers_mut().insert("x-forwarded-for", value(64..86));
         req
     };
     let peer = RateLimitLayer::builder(open())
@@ -124,7 +128,14 @@ fn middleware_allow_path_allocates_nothing() {
         .key(HeaderKey::new(http::HeaderName::from_static("x-api-key")))
         .build()
         .layer(inner);
-    count_allow_path(header, served, "HeaderKey");
+    count_allow_path(header, served.clone(), "HeaderKey");
+    // The peer and the last hop are trusted proxies: the client is 203.0.113.9.
+    let client = RateLimitLayer::builder(open())
+        .headers(HeaderStyle::None)
+        .key(ClientIp::x_forwarded_for(["192.0.2.0/24"]).expect("valid"))
+        .build()
+        .layer(inner);
+    count_allow_path(client, served, "ClientIp");
 }
 
 fn count_allow_path<S>(mut svc: S, mut request: impl FnMut() -> http::Request<()>, what: &str)

@@ -29,7 +29,7 @@ use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::GlobalKeyExtractor;
 use tower_ratelimit::headers::HeaderStyle;
-use tower_ratelimit::key::{ClientIp, HeaderKey, PeerIp, ProxyHeader};
+use tower_ratelimit::key::{ClientIp, HeaderKey, PeerIp};
 use tower_ratelimit::{Quota, RateLimitLayer};
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -171,7 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         "ours_client_ip" => run(
             RateLimitLayer::builder(open())
-                .key(ClientIp::trusting(["127.0.0.1"])?.header(ProxyHeader::XForwardedFor))
+                .key(ClientIp::x_forwarded_for(["127.0.0.1"])?)
                 .headers(none)
                 .build()
                 .layer(service_fn(ok)),

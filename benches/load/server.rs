@@ -38,7 +38,7 @@ use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::{PeerIpKeyExtractor, SmartIpKeyExtractor};
 use tower_ratelimit::headers::HeaderStyle;
-use tower_ratelimit::key::{ClientIp, KeyExtractor, PeerIp, ProxyHeader};
+use tower_ratelimit::key::{ClientIp, KeyExtractor, PeerIp};
 use tower_ratelimit::store::redis::{FailurePolicy, RedisStore};
 use tower_ratelimit::{Quota, RateLimitLayer};
 
@@ -142,7 +142,7 @@ async fn redis(scenario: Scenario) -> Result<Router, Box<dyn Error>> {
 }
 
 fn client_ip() -> Result<ClientIp, Box<dyn Error>> {
-    Ok(ClientIp::trusting(["127.0.0.1"])?.header(ProxyHeader::XForwardedFor))
+    Ok(ClientIp::x_forwarded_for(["127.0.0.1"])?)
 }
 
 async fn build(server: &str, scenario: Scenario) -> Result<Router, Box<dyn Error>> {
