@@ -11,16 +11,16 @@
 # (medians of per-round ratios to bare; benches/load/summarize.py prints the tables).
 # Every run is bounded by wrk's -d; the whole harness by the durations below.
 #
-# Environment: ROUNDS (3), DURATION (2.5 s per run), CHURN_ROUNDS (2),
-# CHURN_DURATION (14 s), CONNS (32), SERVER_CORE (0), LOAD_CORE (1),
+# Environment: ROUNDS (3), DURATION (2 s per run, whole seconds), CHURN_ROUNDS (2),
+# CHURN_DURATION (15 s), CONNS (32), SERVER_CORE (0), LOAD_CORE (1),
 # SCENARIOS ("allow deny churn_short churn_long redis_allow redis_deny"), OUT_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-2.5}
+DURATION=${DURATION:-2}
 CHURN_ROUNDS=${CHURN_ROUNDS:-2}
-CHURN_DURATION=${CHURN_DURATION:-14}
+CHURN_DURATION=${CHURN_DURATION:-15}
 CONNS=${CONNS:-32}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
@@ -121,14 +121,22 @@ run_one() {
     esac
     start_server "$server" "$kind"
     local rss0
-    rss0=$(status_kb "$SERVER_PID" VmRSS)
+    rss0=$(status_kb "$SERVER_PID" VmRSS) || {
+        echo "server $server ($scenario) exited:" >&2
+        cat "$TMP/server.log" >&2
+        exit 1
+    }
     if [ -n "${REDIS_PORT:-}" ] && [[ $scenario == redis_* ]]; then
         redis-cli -p "$REDIS_PORT" FLUSHDB >/dev/null
         redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
     fi
     local out
     out=$(WRK_CHURN=$churn taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"${dur}s" \
-        -s benches/load/wrk.lua "http://127.0.0.1:$PORT/")
+        -s benches/load/wrk.lua "http://127.0.0.1:$PORT/" 2>&1) || {
+        echo "wrk failed against $server ($scenario): $out" >&2
+        cat "$TMP/server.log" >&2
+        exit 1
+    }
     local hwm
     hwm=$(status_kb "$SERVER_PID" VmHWM)
     if [ -n "${REDIS_PORT:-}" ] && [[ $scenario == redis_* ]]; then
