@@ -243,6 +243,17 @@ impl Quota {
     pub(crate) fn t_ns(&self) -> u64 {
         self.t_ns
     }
+
+    /// The same quota with its emission interval rounded up to whole microseconds (what a
+    /// store counting in µs enforces), or `None` if that would exceed the longest span.
+    #[cfg(feature = "redis")]
+    pub(crate) fn rounded_to_micros(&self) -> Option<Quota> {
+        let q = Quota {
+            t_ns: self.t_ns.div_ceil(1000).checked_mul(1000)?,
+            ..self.clone()
+        };
+        q.check_span().ok().map(|()| q)
+    }
 }
 
 fn default_name(window_ns: u64) -> Cow<'static, str> {
@@ -383,6 +394,18 @@ impl Quotas {
             }
         }
         Err(QuotaError::SetTooWide)
+    }
+
+    /// The same set with every emission interval rounded up to whole microseconds, or
+    /// `None` if the rounded set no longer fits.
+    #[cfg(feature = "redis")]
+    pub(crate) fn rounded_to_micros(&self) -> Option<Quotas> {
+        let quotas = self
+            .quotas
+            .iter()
+            .map(Quota::rounded_to_micros)
+            .collect::<Option<Vec<_>>>()?;
+        Self::build(quotas).ok()
     }
 
     /// Clarifai's documented default: 15 requests per second.

@@ -349,3 +349,50 @@ async fn deny_cache_is_bounded() {
             .is_allowed()
     );
 }
+
+/// 3/s has an interval of 333 333 334 ns, which the script counts as 333 334 µs: the
+/// `remaining` the store reports must be what Redis then admits, not one fewer.
+#[tokio::test]
+async fn remaining_matches_what_redis_admits_for_fractional_micros() {
+    if !support::redis_installed("remaining_matches_what_redis_admits_for_fractional_micros") {
+        return;
+    }
+    let server = support::RedisServer::start();
+    for limit in [3u32, 7, 30_000] {
+        let store = RedisStore::builder(Quota::per_second(limit).expect("valid"))
+            .connect(&server.url())
+            .await
+            .expect("connect");
+        let quotas = Store::<&str>::quotas(&store, Tier(0)).clone();
+        let key = format!("frac-{limit}");
+        // A fixed instant: nothing refills between the checks.
+        let now_us = 1_800_000_000_000_000;
+        let first = store
+            .check_at_micros(&key, Tier(0), 1, now_us)
+            .await
+            .expect("decided");
+        assert!(first.is_allowed());
+        let reported = first.decision(&quotas).binding().remaining();
+        let mut admitted = 0;
+        for _ in 0..=limit {
+            let o = store
+                .check_at_micros(&key, Tier(0), 1, now_us)
+                .await
+                .expect("decided");
+            if !o.is_allowed() {
+                break;
+            }
+            admitted += 1;
+        }
+        assert_eq!(
+            reported, admitted,
+            "{limit}/s: remaining after one request vs what Redis admitted next"
+        );
+        assert_eq!(admitted, u64::from(limit) - 1);
+        assert_eq!(
+            quotas.iter().next().map(|q| q.emission_interval().as_nanos() % 1000),
+            Some(0),
+            "the store's quotas carry the interval the script enforces"
+        );
+    }
+}

@@ -40,9 +40,11 @@
 //! **microseconds** since the Unix epoch (nanoseconds would not fit). Emission intervals
 //! are rounded **up** to whole microseconds, so the store never admits more than
 //! configured; a quota whose interval is a whole number of microseconds (`1000/s`,
-//! `4/s`, `120/min`, ...) behaves exactly as in memory. Results are converted to the
-//! set's unit ([`Quotas::resolution`](crate::Quotas::resolution)), rounding TATs and
-//! waits up.
+//! `4/s`, `120/min`, ...) behaves exactly as in memory. The store's own
+//! [`tiers`](crate::store::Store::tiers) carry the rounded intervals, so the headers'
+//! `remaining` is what Redis would admit (3/s: an interval of 333 334 µs). Results are
+//! converted to the set's unit ([`Quotas::resolution`](crate::Quotas::resolution)),
+//! rounding TATs and waits up.
 //!
 //! # Failures
 //!
@@ -149,6 +151,19 @@ impl TierScript {
     }
 }
 
+/// `tiers` with every emission interval rounded up to whole microseconds (a set that
+/// would no longer fit keeps its own intervals; the script rounds those itself).
+fn micros_tiers(tiers: &Tiers) -> Tiers {
+    let mut sets = tiers
+        .iter()
+        .map(|q| q.rounded_to_micros().unwrap_or_else(|| q.clone()));
+    let mut out = Tiers::new(sets.next().unwrap_or_else(|| tiers.default_set().clone()));
+    for q in sets {
+        out = out.with(q);
+    }
+    out
+}
+
 /// Counters of what a store has done since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -178,7 +193,11 @@ impl RedisStore {
         RedisStoreBuilder::new(tiers.into())
     }
 
-    fn from_parts(b: RedisStoreBuilder, conn: Connection) -> Self {
+    fn from_parts(mut b: RedisStoreBuilder, conn: Connection) -> Self {
+        // The script counts in whole microseconds: decisions, headers and the local
+        // fallback all use the intervals it enforces, so `remaining` says what Redis
+        // would admit.
+        b.tiers = micros_tiers(&b.tiers);
         let scripts = b.tiers.iter().map(TierScript::new).collect();
         let local =
             (b.policy == FailurePolicy::FallbackLocal).then(|| MemoryStore::new(b.tiers.clone()));
