@@ -390,7 +390,10 @@ async fn remaining_matches_what_redis_admits_for_fractional_micros() {
         );
         assert_eq!(admitted, u64::from(limit) - 1);
         assert_eq!(
-            quotas.iter().next().map(|q| q.emission_interval().as_nanos() % 1000),
+            quotas
+                .iter()
+                .next()
+                .map(|q| q.emission_interval().as_nanos() % 1000),
             Some(0),
             "the store's quotas carry the interval the script enforces"
         );
