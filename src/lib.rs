@@ -68,6 +68,9 @@ mod decision;
 mod error;
 mod event;
 pub mod future;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gcra;
 pub mod headers;
 pub mod key;

@@ -283,6 +283,22 @@ pub(crate) struct Params {
     pub(crate) width: u32,
 }
 
+/// FNV-1a over the unit and every quota's interval and burst (unused slots are zero).
+fn fingerprint(shift: u32, params: &[Params; MAX_QUOTAS]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: u64| {
+        for b in v.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(u64::from(shift));
+    for p in params {
+        eat(p.t);
+        eat(p.burst);
+    }
+    (h ^ (h >> 32)) as u32
+}
+
 /// One to [`MAX_QUOTAS`] quotas checked as a single decision: a request is admitted only
 /// if every quota admits it, and a denied request consumes from none.
 ///
@@ -310,6 +326,9 @@ pub struct Quotas {
     pub(crate) shift: u32,
     /// Smallest burst in the set: the largest cost that can ever be admitted.
     pub(crate) min_burst: u32,
+    /// A hash of the numbers decisions depend on (unit, intervals, bursts), so an
+    /// [`Outcome`](crate::Outcome) can tell whether it is re-attached to its own set.
+    pub(crate) fingerprint: u32,
 }
 
 impl PartialEq for Quotas {
@@ -359,6 +378,7 @@ impl Quotas {
                 width: 64,
             };
             return Ok(Quotas {
+                fingerprint: fingerprint(0, &params),
                 quotas,
                 params,
                 shift: 0,
@@ -386,6 +406,7 @@ impl Quotas {
             }
             if offset <= 64 {
                 return Ok(Quotas {
+                    fingerprint: fingerprint(shift, &params),
                     quotas,
                     params,
                     shift,

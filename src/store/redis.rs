@@ -364,7 +364,7 @@ impl Inner {
                 for (tat, p) in tats.iter_mut().zip(quotas.params()) {
                     *tat = u64::from(cost) * p.t;
                 }
-                Ok(Outcome::new(0, tats, cost, None))
+                Ok(Outcome::new(quotas, 0, tats, cost, None))
             }
             FailurePolicy::FailClosed => Err(e),
             FailurePolicy::FallbackLocal => match &self.local {
@@ -445,5 +445,59 @@ impl<K: fmt::Display> Store<K> for RedisStore {
 
     fn tiers(&self) -> &Tiers {
         &self.inner.tiers
+    }
+}
+
+/// A Redis reply through the checks and conversion the store applies to the script's
+/// answer, for sets of one to four quotas (the fuzz targets' entry point): malformed
+/// replies are errors, well-formed ones give decisions whose numbers stay in range and
+/// whose headers render.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_reply(value: &::redis::Value) {
+    use crate::headers::HeaderStyle;
+    use std::time::Duration;
+
+    let q = |n: u32, secs: u64| crate::Quota::new(n, Duration::from_secs(secs)).ok();
+    let sets = [
+        q(3, 1).map(Quotas::from),
+        Some(Quotas::claid()),
+        q(10, 1)
+            .zip(q(100, 60))
+            .zip(q(1000, 3600))
+            .and_then(|((a, b), c)| Quotas::new([a, b, c]).ok()),
+        q(5, 1)
+            .zip(q(50, 60))
+            .zip(q(500, 3600))
+            .zip(q(5000, 86_400))
+            .and_then(|(((a, b), c), d)| Quotas::new([a, b, c, d]).ok()),
+    ];
+    for set in sets.into_iter().flatten() {
+        let set = set.rounded_to_micros().unwrap_or(set);
+        let Ok(reply) = parse_reply(value, set.len()) else {
+            continue;
+        };
+        let o = outcome_from_us(
+            &set,
+            reply.now_us,
+            &reply.tats_us[..set.len()],
+            1,
+            reply.denied,
+        );
+        let d = o.attach(&set);
+        assert_eq!(d.is_allowed(), reply.denied.is_none());
+        for s in d.states() {
+            assert!(s.remaining() <= u64::from(s.quota().burst()));
+        }
+        let _ = (d.binding(), d.retry_after(), d.denied_by());
+        for style in [
+            HeaderStyle::Ietf,
+            HeaderStyle::Draft03,
+            HeaderStyle::Draft03Claid,
+            HeaderStyle::XRateLimit,
+        ] {
+            let mut h = http::HeaderMap::new();
+            style.apply(&d, &mut h);
+        }
+        let _ = crate::headers::retry_after(&d);
     }
 }

@@ -30,6 +30,7 @@ pub(super) fn outcome_from_us(
         };
     }
     Outcome::new(
+        quotas,
         now,
         tats,
         cost,
