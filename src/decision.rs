@@ -71,9 +71,22 @@ impl Outcome {
         self.denied.is_none()
     }
 
-    /// Re-attaches the quota set the outcome was decided against.
-    pub fn decision(self, quotas: &Quotas) -> Decision<'_> {
-        self.attach(quotas)
+    /// Re-attaches the quota set the outcome was decided against: the store's
+    /// [`quotas`](crate::store::Store::quotas) for the tier it checked. `None` if `quotas`
+    /// is not that set (its unit, intervals or bursts differ), whose numbers would be
+    /// meaningless.
+    ///
+    /// ```
+    /// use tower_ratelimit::{Quota, Quotas, RateLimiter, clock::ManualClock};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = RateLimiter::with_clock(Quotas::claid(), ManualClock::new());
+    /// let outcome = limiter.check()?.outcome();
+    /// assert_eq!(outcome.decision(&Quotas::claid()).map(|d| d.binding().remaining()), Some(3));
+    /// assert!(outcome.decision(&Quotas::from(Quota::per_second(4)?)).is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn decision(self, quotas: &Quotas) -> Option<Decision<'_>> {
+        (self.set == quotas.fingerprint).then(|| self.attach(quotas))
     }
 
     /// Re-attaches the set that decided, known to be `quotas` (a store's own set).

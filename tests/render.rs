@@ -36,7 +36,7 @@ fn render_with(
 ) -> Response<Bytes> {
     let method = Method::GET;
     let uri = Uri::from_static("/v2/models/types");
-    let d: Decision<'_> = outcome.decision(quotas);
+    let d: Decision<'_> = outcome.decision(quotas).expect("the deciding set");
     r.render(&Rejection::new(d, &method, &uri, headers))
 }
 
@@ -582,7 +582,7 @@ fn rejection_accessors_per_kind() {
         .collect();
     assert_eq!(retry, [None, None, None, Some(1), Some(1)]);
     let set = minute_bound();
-    let denied = deny(&set, 1).decision(&set);
+    let denied = deny(&set, 1).decision(&set).expect("the deciding set");
     let r = Rejection::new(denied, &method, &uri, &headers);
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.retry_after_secs(), Some(1));
@@ -657,4 +657,25 @@ fn grpc_answers_every_kind() {
         res.headers()["grpc-message"],
         "the%20request%20has%20no%20%60authorization%60%20header%20to%20key%20the%20rate%20limit%20on"
     );
+}
+
+/// An outcome re-attached to another set is refused instead of panicking (a denial by
+/// quota 1 would index past a one-quota set).
+#[test]
+fn outcomes_refuse_a_foreign_set() {
+    let set = minute_bound();
+    let denied = deny(&set, 1);
+    let d = denied.decision(&set).expect("its own set");
+    assert_eq!(d.denied_by().map(|s| s.index()), Some(1));
+    assert!(
+        denied.decision(&set.clone()).is_some(),
+        "an equal set is its set"
+    );
+    for other in [
+        Quotas::from(Quota::per_second(4).expect("q")),
+        Quotas::claid(),
+        Quotas::clarifai(),
+    ] {
+        assert!(denied.decision(&other).is_none(), "{other:?}");
+    }
 }

@@ -385,7 +385,11 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// A response with `status`, `content_type` and `body`.
+/// The `content-type` of plain-text answers.
+pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// A response with `status`, `content_type` and `body`: every answer the crate writes
+/// itself is built here.
 pub(crate) fn response(
     status: http::StatusCode,
     content_type: &'static str,

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::Response;
 
-use super::{Rejection, Renderer, response, status_title};
+use super::{Rejection, Renderer, TEXT_PLAIN, response, status_title};
 
 /// `text/plain; charset=utf-8` and one line, the status phrase and the
 /// [detail](Rejection::detail), with the [status](Rejection::status) of the rejection:
@@ -32,6 +32,6 @@ impl Renderer for Text {
         out.extend_from_slice(b": ");
         rejection.write_detail(&mut out);
         out.push(b'\n');
-        response(status, "text/plain; charset=utf-8", out)
+        response(status, TEXT_PLAIN, out)
     }
 }

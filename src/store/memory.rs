@@ -62,7 +62,7 @@ impl<C> fmt::Debug for RateLimiter<C> {
 
 impl RateLimiter<DefaultClock> {
     /// A limiter over `quotas` (a [`Quota`](crate::Quota) or a [`Quotas`] set) on the
-    /// default monotonic clock.
+    /// default clock ([`DefaultClock`]).
     pub fn new(quotas: impl Into<Quotas>) -> Self {
         Self::with_clock(quotas, DefaultClock::new())
     }
@@ -328,7 +328,8 @@ where
 /// let store = MemoryStore::new(Tiers::new(Quotas::claid()).with(Quota::per_second(40)?));
 /// let Check::Ready(Ok(outcome)) = store.check(&"free-user", Tier(0), 1) else { unreachable!() };
 /// assert!(outcome.is_allowed());
-/// assert_eq!(outcome.decision(store.quotas(Tier(0))).binding().remaining(), 3);
+/// let decision = outcome.decision(store.quotas(Tier(0))).expect("the store's own set");
+/// assert_eq!(decision.binding().remaining(), 3);
 /// # Ok(()) }
 /// ```
 pub struct MemoryStore<K, C = DefaultClock> {
