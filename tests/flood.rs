@@ -342,7 +342,10 @@ fn at_capacity_policies() {
                 }
                 (p, r) => panic!("{p:?}: {r:?}"),
             }
-            assert!(!l.check_key(&0).expect("tracked").is_allowed(), "{policy:?}");
+            assert!(
+                !l.check_key(&0).expect("tracked").is_allowed(),
+                "{policy:?}"
+            );
         }
         assert_eq!(l.len(), 100, "{policy:?}: nothing evicted, nothing added");
     }
