@@ -38,23 +38,28 @@
 //! ```
 
 mod clock;
+mod config;
 mod error;
 mod future;
 mod headroom;
 pub mod hints;
 mod key;
 mod layer;
+mod mode;
 mod pacer;
 mod retry;
 mod service;
+mod window;
 
 pub use clock::TokioClock;
+pub use config::Observe;
 pub use error::PaceError;
-pub use future::ResponseFuture;
+pub use future::PaceFuture;
 pub use headroom::with_headroom;
 pub use hints::RateLimitHints;
-pub use key::{ByHeader, ByHost, Cost, Global, PaceKey};
-pub use layer::{Observe, PaceLayer};
-pub use pacer::{Pacer, Reservation};
+pub use key::{ByHeader, ByHost, Cost, OneKey, PaceKey};
+pub use layer::PaceLayer;
+pub use mode::{PacingMode, default_margin};
+pub use pacer::{Pacer, PacerBuilder, Reservation};
 pub use retry::RetryPolicy;
 pub use service::Pace;
