@@ -45,6 +45,9 @@ const SWEEP_FLOOR: usize = 1024;
 /// [`Reservation`] before its time gives the slot back when that is safe (see
 /// [`Reservation`]).
 ///
+/// The booking is the instant the request is sent, which is what the server counts
+/// (plus the network delay, whose variation the margin absorbs).
+///
 /// Memory per key: in the window modes, 16 bytes per distinct send instant still inside
 /// the longest window (at most its `n`, fewer when requests go in bursts) plus one per
 /// request waiting for its slot; a quota above 4096 per window is paced as `n/k` per
@@ -581,12 +584,14 @@ enum Slot {
 /// then send and [`commit`](Reservation::commit).
 ///
 /// Dropping it uncommitted gives the slot back when that provably cannot let a later
-/// request break a quota: in the window modes when it is the newest booking of its key
-/// (the tail of the queue), in GCRA mode also when it shares its admission time with
-/// every later booking (a dropped burst). Then the next caller gets exactly this slot.
-/// A slot in the middle of the queue lapses unused, as if it had been sent, because
-/// giving it back could let a new caller in beside a later booking. Either way nobody
-/// else waits longer because of it.
+/// request break a quota. In the window modes that is always: the sliding log holds
+/// exactly the requests sent or waiting, and a newcomer still queues after every
+/// waiting one, so it takes the freed capacity only where the bound allows. In GCRA
+/// mode only when no later booking is admitted later than this one (the tail of the
+/// queue, or a burst sharing one admission time): then the next caller gets exactly this
+/// slot; a GCRA slot in the middle of the queue lapses unused, because its one time per
+/// quota cannot tell where the slot was, and giving it back could let a new caller in
+/// beside a later booking. Either way nobody else waits longer because of it.
 pub struct Reservation<K, C = TokioClock>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,

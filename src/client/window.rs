@@ -24,9 +24,15 @@
 //!
 //! # Giving a booking back
 //!
-//! Only the newest booking can be undone, and undoing it restores exactly the state
-//! before it was made: nothing booked later depends on it. Any other booking that is not
-//! used stays in the log as if it had been sent: it costs throughput, never the bound.
+//! Any booking not yet sent can be given back, wherever it is in the queue. The log is
+//! the set of units sent or waiting, and every new booking is checked against exactly
+//! that set at an instant at or after all of them (the FIFO floor stays where it was
+//! unless the newest booking is the one given back). Removing units from a window-safe
+//! set leaves it window-safe, and a booking at `a >= every unit` only adds to the
+//! intervals that contain `a`, whose units all lie in `(a - span, a]`: the check. So a
+//! dropped slot goes to the next caller who fits, without ever letting anyone in beside
+//! a later booking beyond the bound. (GCRA reservations cannot do this: their state is
+//! one time per quota, which forgets where in the queue a booking was.)
 
 use std::collections::VecDeque;
 
@@ -176,23 +182,25 @@ impl Log {
         })
     }
 
-    /// Undoes `b` if it is the newest booking; returns whether it was undone.
+    /// Gives `b` back: its units leave the log. Returns whether they were found (a
+    /// booking is given back once).
     pub(crate) fn undo(&mut self, b: &Booked) -> bool {
-        if b.seq != self.seq {
-            return false;
-        }
-        match self.runs.back_mut() {
+        let pos = self.runs.partition_point(|&(t, _)| t < b.at);
+        match self.runs.get_mut(pos) {
             Some((at, units)) if *at == b.at && *units >= b.cost => {
                 *units -= b.cost;
                 if *units == 0 {
-                    self.runs.pop_back();
+                    self.runs.remove(pos);
                 }
             }
-            // Cannot happen while seq matches; keep the booking rather than guess.
+            // Pruned (its instant is long past) or never booked here: nothing to give.
             _ => return false,
         }
-        self.last = b.prev;
-        self.seq -= 1;
+        if b.seq == self.seq {
+            // The newest booking: the state is exactly as before it was made.
+            self.last = b.prev;
+            self.seq -= 1;
+        }
         true
     }
 
@@ -216,7 +224,9 @@ impl Log {
             return;
         };
         let used = used.min(l.n);
-        let at = free_at.min(now.saturating_add(l.span)).saturating_sub(l.span);
+        let at = free_at
+            .min(now.saturating_add(l.span))
+            .saturating_sub(l.span);
         let counted: u64 = self
             .runs
             .iter()
@@ -292,7 +302,12 @@ mod tests {
                     .take_while(|&&(t, _)| t < start + l.span)
                     .map(|&(_, c)| c)
                     .sum();
-                assert!(inside <= l.n, "{inside} > {} in {} ns from {start}", l.n, l.span);
+                assert!(
+                    inside <= l.n,
+                    "{inside} > {} in {} ns from {start}",
+                    l.n,
+                    l.span
+                );
             }
         }
     }
@@ -305,7 +320,17 @@ mod tests {
             .collect();
         assert_eq!(
             at,
-            [1, 1, 1, 1, 1 + 1020 * MS, 1 + 1020 * MS, 1 + 1020 * MS, 1 + 1020 * MS, 1 + 2040 * MS]
+            [
+                1,
+                1,
+                1,
+                1,
+                1 + 1020 * MS,
+                1 + 1020 * MS,
+                1 + 1020 * MS,
+                1 + 1020 * MS,
+                1 + 2040 * MS
+            ]
         );
     }
 
@@ -332,20 +357,29 @@ mod tests {
     }
 
     #[test]
-    fn only_the_newest_booking_is_undone() {
+    fn given_back_slots_go_to_the_next_caller_who_fits() {
         let mut log = Log::new(vec![Limit::new(1, S, 0)]);
         let a = log.book(0, 1, false, u64::MAX).expect("books");
         let b = log.book(0, 1, false, u64::MAX).expect("books");
         let c = log.book(0, 1, false, u64::MAX).expect("books");
         assert_eq!((a.at, b.at, c.at), (0, S, 2 * S));
-        assert!(!log.undo(&b), "a booking in the middle lapses");
-        assert!(log.undo(&c));
-        // Undoing the tail gives its instant to the next caller.
-        let d = log.book(0, 1, false, u64::MAX).expect("books");
-        assert_eq!(d.at, 2 * S);
-        assert!(log.undo(&d));
-        // With c and d gone, b is the newest again: it may be given back now.
+        // The middle one: the next caller still queues after c (FIFO), one span later,
+        // never beside c.
         assert!(log.undo(&b));
+        assert!(!log.undo(&b), "given back once");
+        let d = log.book(0, 1, false, u64::MAX).expect("books");
+        assert_eq!(d.at, 3 * S);
+        // The tail: its instant goes to the next caller.
+        assert!(log.undo(&d));
+        assert_eq!(log.book(0, 1, false, u64::MAX).expect("books").at, 3 * S);
+        // With 1 per second and 2 of 3 slots given back in a 2-per-span limit, the
+        // freed capacity is used at the floor: two fit where one was.
+        let mut log = Log::new(vec![Limit::new(2, S, 0)]);
+        let v: Vec<Booked> = (0..4)
+            .map(|_| log.book(0, 1, false, u64::MAX).expect("books"))
+            .collect();
+        assert_eq!(v.iter().map(|b| b.at).collect::<Vec<_>>(), [0, 0, S, S]);
+        assert!(log.undo(&v[2]));
         assert_eq!(log.book(0, 1, false, u64::MAX).expect("books").at, S);
     }
 
@@ -369,7 +403,13 @@ mod tests {
     #[test]
     fn huge_limits_are_scaled_and_stay_safe() {
         let l = Limit::new(10_000, 86_400 * S, 0);
-        assert_eq!(l, Limit { n: 3333, span: 28_800 * S });
+        assert_eq!(
+            l,
+            Limit {
+                n: 3333,
+                span: 28_800 * S
+            }
+        );
         let mut log = Log::new(vec![l]);
         let mut units = Vec::new();
         let mut now = 0;
@@ -384,7 +424,13 @@ mod tests {
         // Three bursts of 3333 ms-spaced sends, 8 h apart: 10 000 a day.
         assert_eq!(units[3333].0, units[0].0 + 28_800 * S);
         // 10 000 per day still holds over the real day.
-        assert_window_safe(&[Limit { n: 10_000, span: 86_400 * S }], &units);
+        assert_window_safe(
+            &[Limit {
+                n: 10_000,
+                span: 86_400 * S,
+            }],
+            &units,
+        );
     }
 
     #[test]
@@ -396,7 +442,10 @@ mod tests {
             .map(|_| log.book(10 * S, 1, false, u64::MAX).expect("books").at)
             .collect();
         assert_eq!(a[0], 10 * S);
-        assert!(a[1] >= 10 * S + 400 * MS && a[1] <= 10 * S + 400 * MS + 1, "{a:?}");
+        assert!(
+            a[1] >= 10 * S + 400 * MS && a[1] <= 10 * S + 400 * MS + 1,
+            "{a:?}"
+        );
     }
 
     #[test]
@@ -433,42 +482,34 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever is booked, undone or held, the units left booked never exceed any
-        /// limit in any interval, bookings are FIFO, and undone ones leave no trace.
+        /// Whatever is booked, given back (anywhere in the queue) or held, the units
+        /// left booked never exceed any limit in any interval, and bookings are FIFO.
         #[test]
         fn bookings_stay_window_safe(limits in limits(), even in any::<bool>(), ops in proptest::collection::vec(op(), 1..150)) {
             let mut log = Log::new(limits.clone());
             let mut now = 0;
             let mut live: Vec<Booked> = Vec::new();
-            let mut last_at = 0;
             let mut held = 0;
+            let span = limits.iter().map(|l| l.span).max().unwrap_or(0);
             for op in ops {
                 match op {
                     Op::Book { dt, cost } => {
                         now += dt;
                         let b = log.book(now, cost, even, u64::MAX).expect("books");
+                        // FIFO: at or after everything still booked.
+                        let last_at = live.iter().map(|b| b.at).max().unwrap_or(0);
                         prop_assert!(b.at >= now && b.at >= last_at && b.at >= held);
-                        last_at = b.at;
                         live.push(b);
                     }
                     Op::UndoNewest => {
-                        if let Some(b) = live.last().copied() {
-                            if log.undo(&b) {
-                                live.pop();
-                                last_at = live.last().map_or(0, |b| b.at);
-                            }
+                        if let Some(b) = live.pop() {
+                            // False only for a booking pruned as long past.
+                            prop_assert!(log.undo(&b) || b.at + span <= now);
                         }
                     }
                     Op::Undo(i) if !live.is_empty() => {
-                        // Only the newest may be undone; any other lapses (stays booked).
-                        let i = i % live.len();
-                        let b = live[i];
-                        let newest = i == live.len() - 1;
-                        prop_assert_eq!(log.undo(&b), newest);
-                        if newest {
-                            live.pop();
-                            last_at = live.last().map_or(0, |b| b.at);
-                        }
+                        let b = live.remove(i % live.len());
+                        prop_assert!(log.undo(&b) || b.at + span <= now);
                     }
                     Op::Undo(_) => {}
                     Op::Hold(d) => {
