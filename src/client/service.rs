@@ -53,9 +53,17 @@ impl<S: fmt::Debug, F: PaceKey + fmt::Debug, C> fmt::Debug for Pace<S, F, C> {
     }
 }
 
-/// Applies what `resp` says to `key`'s pacing, as far as `observe` heeds it.
-fn learn<K, C, B>(pacer: &Pacer<K, C>, key: &K, observe: Observe, resp: &Response<B>)
-where
+/// Applies what `resp` (to a request sent `since` ago) says to `key`'s pacing, as far
+/// as `observe` heeds it. A wait is counted from the send: the server measured it from
+/// when the request reached it, one trip after the send, and the answer came back one
+/// trip later, so counting from the answer would wait a round trip too long.
+fn learn<K, C, B>(
+    pacer: &Pacer<K, C>,
+    key: &K,
+    observe: Observe,
+    resp: &Response<B>,
+    since: Duration,
+) where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     C: Clock,
 {
@@ -70,7 +78,7 @@ where
     }
     let heeded = hints.throttled || matches!(observe, Observe::Exhausted | Observe::Adopt);
     if let Some(wait) = hints.wait().filter(|_| heeded) {
-        pacer.hold(key, wait);
+        pacer.hold(key, wait.saturating_sub(since));
     }
 }
 
@@ -120,6 +128,7 @@ where
             }
             // The booking is what the server will see: sent now.
             reservation.commit();
+            let sent = tokio::time::Instant::now();
             let resp = inner
                 .ready()
                 .await
@@ -127,7 +136,7 @@ where
                 .call(req)
                 .await
                 .map_err(Into::into)?;
-            learn(&pacer, &key, observe, &resp);
+            learn(&pacer, &key, observe, &resp, sent.elapsed());
             Ok(resp)
         })
     }
