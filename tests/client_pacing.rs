@@ -510,3 +510,99 @@ async fn exhausted_mode_holds_on_remaining_zero() {
         );
     }
 }
+
+/// Idle keys are forgotten: once the table has grown past its sweep floor, keys whose
+/// every send is older than the longest window (plus margin) go, live ones stay.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn idle_keys_are_reclaimed() {
+    use tower_ratelimit::client::Pacer;
+    let pacer = Pacer::<u32>::new(Quotas::claid());
+    for k in 0..1100 {
+        pacer.reserve(&k, 1, None).expect("books").commit();
+    }
+    assert_eq!(pacer.len(), 1100);
+    // Past the minute window and its 50-ms margin: all 1100 are idle.
+    tokio::time::sleep(Duration::from_millis(60_051)).await;
+    for k in 10_000..11_000 {
+        pacer.reserve(&k, 1, None).expect("books").commit();
+    }
+    // The sweep ran once the inserts since the table passed its floor reached half its
+    // size, and kept exactly the 1000 new keys, still inside their window.
+    assert_eq!(pacer.len(), 1000);
+}
+
+/// Four threads booking on one key at once, a third of the bookings dropped: the
+/// instants kept never put more than 4 in any 1.02 s, and with nothing dropped the
+/// schedule is exact (4 at each multiple of 1.02 s, 1000 in all).
+#[test]
+fn concurrent_bookings_keep_the_bound_exactly() {
+    use std::sync::{Arc, Mutex};
+    use tower_ratelimit::client::Pacer;
+    use tower_ratelimit::clock::ManualClock;
+    let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
+    for drop_every in [0usize, 3] {
+        let pacer = Pacer::<&str, _>::builder(quotas.clone())
+            .clock(ManualClock::new())
+            .build();
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (pacer, kept) = (pacer.clone(), kept.clone());
+                std::thread::spawn(move || {
+                    for i in 0..250 {
+                        let r = pacer.reserve(&"k", 1, None).expect("books");
+                        if drop_every != 0 && i % drop_every == 0 {
+                            drop(r); // given back
+                        } else {
+                            kept.lock().expect("lock").push(r.wait());
+                            r.commit();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let mut kept = kept.lock().expect("lock").clone();
+        kept.sort();
+        for (i, start) in kept.iter().enumerate() {
+            let inside = kept[i..]
+                .iter()
+                .take_while(|t| **t < *start + Duration::from_millis(1020))
+                .count();
+            assert!(inside <= 4, "{inside} within 1.02 s of {start:?}");
+        }
+        if drop_every == 0 {
+            assert_eq!(kept.len(), 1000);
+            for (i, t) in kept.iter().enumerate() {
+                assert_eq!(*t, Duration::from_millis(1020) * (i / 4) as u32);
+            }
+        } else {
+            assert_eq!(kept.len(), 4 * (250 - 250usize.div_ceil(3)));
+        }
+    }
+}
+
+/// `adopt` replaces a key's quotas: a pacer configured for 8/s books 4 per 1.02 s once
+/// the server's advertised 4/s is adopted; other keys keep the configured quotas.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn adopted_quotas_replace_the_configured_ones_for_that_key() {
+    use tower_ratelimit::client::Pacer;
+    let pacer = Pacer::<&str>::new(Quota::per_second(8).expect("valid"));
+    assert!(pacer.adopt(&"a", &Quotas::from(Quota::per_second(4).expect("valid"))));
+    let waits = |key| {
+        (0..5)
+            .map(|_| {
+                let r = pacer.reserve(&key, 1, None).expect("books");
+                let w = r.wait();
+                r.commit();
+                w
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(waits("a")[4], Duration::from_millis(1020));
+    assert_eq!(waits("b")[4], Duration::ZERO);
+    let gcra = Pacer::<&str>::with_mode(Quotas::claid(), PacingMode::Gcra);
+    assert!(!gcra.adopt(&"a", &Quotas::clarifai()));
+}
