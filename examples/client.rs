@@ -10,7 +10,8 @@
 //! Each phase ends with one line scripts can read:
 //! `paced: sent=N ok=N rejected=N secs=S errors=N`, then the same for `unpaced:`.
 //! `errors` counts requests that got no answer (a reset connection, say): they are
-//! reported, and the run goes on.
+//! reported, and the run goes on. `REQUESTS` (default 100) sets how many each phase
+//! sends.
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use tower_ratelimit::{Quotas, RateLimitLayer, render};
 
 /// The Claid route the `claid` example serves.
 const EDIT: &str = "/v1/image/edit";
-const REQUESTS: usize = 100;
+const DEFAULT_REQUESTS: usize = 100;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -39,6 +40,12 @@ async fn main() -> Result<(), BoxError> {
             _ => url,
         },
         _ => start_claid_server().await?,
+    };
+    let requests = match std::env::var("REQUESTS") {
+        Ok(n) if !n.is_empty() => n
+            .parse::<usize>()
+            .map_err(|e| format!("REQUESTS={n:?}: {e}"))?,
+        _ => DEFAULT_REQUESTS,
     };
     println!("target: {target}");
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
@@ -54,9 +61,9 @@ async fn main() -> Result<(), BoxError> {
             ByHeader(http::header::AUTHORIZATION),
         ))
         .service(client.clone());
-    let r = run(&target, "paced", paced).await?;
+    let r = run(&target, "paced", requests, paced).await?;
     println!(
-        "paced: sent={REQUESTS} ok={} rejected={} secs={:.2} errors={}",
+        "paced: sent={requests} ok={} rejected={} secs={:.2} errors={}",
         r.ok, r.rejected, r.secs, r.errors
     );
 
@@ -66,9 +73,9 @@ async fn main() -> Result<(), BoxError> {
     let unpaced = ServiceBuilder::new()
         .map_err(BoxError::from)
         .service(client);
-    let r = run(&target, "unpaced", unpaced).await?;
+    let r = run(&target, "unpaced", requests, unpaced).await?;
     println!(
-        "unpaced: sent={REQUESTS} ok={} rejected={} secs={:.2} errors={}",
+        "unpaced: sent={requests} ok={} rejected={} secs={:.2} errors={}",
         r.ok, r.rejected, r.secs, r.errors
     );
     Ok(())
@@ -85,7 +92,7 @@ struct Tally {
 
 /// Fires all requests at once (as fast as the caller asks) and counts the answers; a
 /// request that fails is counted and reported, not fatal.
-async fn run<S>(target: &str, phase: &str, svc: S) -> Result<Tally, BoxError>
+async fn run<S>(target: &str, phase: &str, requests: usize, svc: S) -> Result<Tally, BoxError>
 where
     S: Service<http::Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>>
         + Clone
@@ -95,8 +102,8 @@ where
     S::Future: Send,
 {
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(REQUESTS);
-    for _ in 0..REQUESTS {
+    let mut tasks = Vec::with_capacity(requests);
+    for _ in 0..requests {
         let req = http::Request::get(target)
             .header("authorization", format!("Bearer example-{phase}"))
             .body(Full::new(Bytes::new()))?;

@@ -530,3 +530,136 @@ async fn window_mode_against_fixed_windows_on_loopback() {
         assert!(o.ratio() >= 0.95, "{name}: {o}");
     }
 }
+
+/// Cancellation anywhere in the queue: requests whose callers give up after a random
+/// time (dropping their reservation wherever it is) never let a later one break the
+/// bound (a sliding log refuses nothing), and nobody waits longer because of them.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn cancelled_requests_never_break_the_bound() {
+    for (name, quotas) in sets() {
+        let model = Arc::new(Mutex::new(Model::new(Kind::SlidingLog, &quotas)));
+        let start = Instant::now();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (m, s) = (model.clone(), sent.clone());
+        let server = service_fn(move |_req: http::Request<()>| {
+            let t = start.elapsed().as_nanos() as u64;
+            let ok = m.lock().expect("model").admit(t);
+            s.lock().expect("log").push((t, ok));
+            async move { Ok::<_, Infallible>(http::Response::new(())) }
+        });
+        let svc = ServiceBuilder::new()
+            .layer(PaceLayer::new(quotas.clone(), OneKey))
+            .service(server);
+        // A fixed LCG: the same cancellations every run.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut tasks = Vec::with_capacity(N);
+        for _ in 0..N {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // A third give up after 0..20 s, wherever they are in the queue.
+            let give_up = (seed >> 33) % 3 == 0;
+            let patience = Duration::from_millis((seed >> 40) % 20_000);
+            let svc = svc.clone();
+            let req = http::Request::get("http://api.test/")
+                .body(())
+                .expect("valid");
+            tasks.push(tokio::spawn(async move {
+                let call = svc.oneshot(req);
+                if give_up {
+                    tokio::time::timeout(patience, call).await.is_ok()
+                } else {
+                    call.await.is_ok()
+                }
+            }));
+        }
+        let mut done = 0;
+        for t in tasks {
+            done += usize::from(t.await.expect("task"));
+        }
+        let sent = sent.lock().expect("log").clone();
+        let o = outcome(Kind::SlidingLog, &quotas, &sent);
+        println!("window  {name:8} SlidingLog with cancellations: sent={done} {o}");
+        assert_eq!(o.rejected, 0, "{name}: {o}");
+        assert_eq!(o.ok, done);
+        assert!(done < N && done > N / 2, "{done}");
+        let uncancelled = run(Kind::SlidingLog, &quotas, PacingMode::Window).await;
+        assert!(o.last_ok <= uncancelled.last_ok, "{o} vs {uncancelled}");
+    }
+}
+
+/// Learning from the server: a client configured too generously (8/s) against a
+/// fixed-window server of 4/s that says `X-RateLimit-Remaining: 0` with the reset. By
+/// default (`Observe::Exhausted` in the window modes) the client holds the key until
+/// the reset, requests already booked included, and draws no 429; heeding only 429s
+/// (`Observe::Throttled`) it does draw them.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn remaining_zero_with_a_reset_holds_the_key() {
+    let configured = Quotas::from(tower_ratelimit::Quota::per_second(8).expect("valid"));
+    let server_quotas = Quotas::from(tower_ratelimit::Quota::per_second(4).expect("valid"));
+    for (observe, expect_rejections) in [
+        (None, false),
+        (Some(Observe::Adopt), false),
+        (Some(Observe::Throttled), true),
+    ] {
+        let model = Arc::new(Mutex::new(Model::new(Kind::FixedClock, &server_quotas)));
+        let start = Instant::now();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (m, s) = (model.clone(), sent.clone());
+        let server = service_fn(move |_req: http::Request<()>| {
+            let t = start.elapsed().as_nanos() as u64;
+            let ok = m.lock().expect("model").admit(t);
+            s.lock().expect("log").push((t, ok));
+            // What a fixed-window server announces: what is left of this second, and
+            // the whole seconds until it ends (rounded up).
+            let s_ns = 1_000 * MS;
+            let in_second = sent_in_second(&s, t / s_ns);
+            let remaining = 4u64.saturating_sub(in_second);
+            let reset = (s_ns - t % s_ns).div_ceil(s_ns);
+            let mut resp = http::Response::new(());
+            if !ok {
+                *resp.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+            }
+            let h = resp.headers_mut();
+            h.insert(
+                "ratelimit-limit",
+                http::HeaderValue::from_static("4, 4;w=1"),
+            );
+            h.insert("x-ratelimit-remaining", http::HeaderValue::from(remaining));
+            h.insert("x-ratelimit-reset", http::HeaderValue::from(reset));
+            async move { Ok::<_, Infallible>(resp) }
+        });
+        let mut layer = PaceLayer::new(configured.clone(), OneKey);
+        if let Some(o) = observe {
+            layer = layer.observe(o);
+        }
+        let svc = ServiceBuilder::new().layer(layer).service(server);
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let svc = svc.clone();
+            let req = http::Request::get("http://api.test/")
+                .body(())
+                .expect("valid");
+            tasks.push(tokio::spawn(svc.oneshot(req)));
+        }
+        for t in tasks {
+            t.await.expect("task").expect("sent");
+        }
+        let sent = sent.lock().expect("log").clone();
+        let rejected = sent.iter().filter(|e| !e.1).count();
+        println!("{observe:?}: sent={} rejected={rejected}", sent.len());
+        assert_eq!(rejected > 0, expect_rejections, "{observe:?}: {rejected}");
+        if !expect_rejections {
+            assert_eq!(sent.len(), 40);
+        }
+    }
+}
+
+/// Admitted requests the log holds for second `sec`.
+fn sent_in_second(log: &Mutex<Vec<(u64, bool)>>, sec: u64) -> u64 {
+    log.lock()
+        .expect("log")
+        .iter()
+        .filter(|e| e.1 && e.0 / (1_000 * MS) == sec)
+        .count() as u64
+}
