@@ -541,9 +541,9 @@ fn concurrent_bookings_keep_the_bound_exactly() {
     use tower_ratelimit::clock::ManualClock;
     let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
     for drop_every in [0usize, 3] {
-        let pacer = Pacer::<&str, _>::builder(quotas.clone())
+        let pacer = Pacer::builder(quotas.clone())
             .clock(ManualClock::new())
-            .build();
+            .build::<&str>();
         let kept = Arc::new(Mutex::new(Vec::new()));
         let threads: Vec<_> = (0..4)
             .map(|_| {

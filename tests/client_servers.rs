@@ -217,7 +217,10 @@ impl Model {
 
     fn admit(&mut self, t: u64) -> bool {
         // Check all first (each check brings its quota up to `t`), then count in all.
-        let ok = self.0.iter_mut().fold(true, |ok, c| c.check(t) && ok);
+        let mut ok = true;
+        for c in &mut self.0 {
+            ok &= c.check(t);
+        }
         if ok {
             for c in &mut self.0 {
                 c.record(t);
@@ -558,7 +561,7 @@ async fn cancelled_requests_never_break_the_bound() {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             // A third give up after 0..20 s, wherever they are in the queue.
-            let give_up = (seed >> 33) % 3 == 0;
+            let give_up = (seed >> 33).is_multiple_of(3);
             let patience = Duration::from_millis((seed >> 40) % 20_000);
             let svc = svc.clone();
             let req = http::Request::get("http://api.test/")

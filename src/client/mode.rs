@@ -7,7 +7,7 @@ use std::time::Duration;
 /// Servers count requests in different ways; a schedule that one server admits in full
 /// can draw 429s from another with the same quotas. The modes trade throughput for how
 /// many server algorithms they are safe against (`n` per `w` for each quota of the set,
-/// `m` the [margin](Pacer::builder)):
+/// `m` the margin, [`default_margin`] unless set with [`PacerBuilder::margin`]):
 ///
 /// | mode | guarantee | never rejected by |
 /// |---|---|---|
@@ -25,7 +25,7 @@ use std::time::Duration;
 /// windows and sliding logs.
 ///
 /// [`Pacer`]: super::Pacer
-/// [Pacer::builder]: super::Pacer::builder
+/// [`PacerBuilder::margin`]: super::PacerBuilder::margin
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PacingMode {

@@ -95,10 +95,10 @@ pub struct Pacer<K, C = TokioClock> {
 /// ```
 /// use std::time::Duration;
 /// use tower_ratelimit::{Quotas, client::{Pacer, PacingMode}};
-/// let pacer = Pacer::<String>::builder(Quotas::clarifai())
+/// let pacer = Pacer::builder(Quotas::clarifai())
 ///     .mode(PacingMode::Even)
 ///     .margin(Duration::from_millis(5))
-///     .build();
+///     .build::<String>();
 /// assert_eq!(pacer.mode(), PacingMode::Even);
 /// ```
 #[derive(Debug, Clone)]
@@ -182,14 +182,18 @@ where
 {
     /// A window-safe pacer over `quotas` on tokio's clock, with the default margin.
     pub fn new(quotas: impl Into<Quotas>) -> Arc<Self> {
-        Self::builder(quotas).build()
+        Pacer::builder(quotas).build()
     }
 
     /// A pacer over `quotas` in `mode`, on tokio's clock, with the default margin.
     pub fn with_mode(quotas: impl Into<Quotas>, mode: PacingMode) -> Arc<Self> {
-        Self::builder(quotas).mode(mode).build()
+        Pacer::builder(quotas).mode(mode).build()
     }
+}
 
+// Not generic in the key, so `Pacer::builder(..)` needs no annotation: the key type is
+// chosen by `build`.
+impl Pacer<(), TokioClock> {
     /// Starts a [`PacerBuilder`] (window mode, default margin, tokio's clock).
     pub fn builder(quotas: impl Into<Quotas>) -> PacerBuilder<TokioClock> {
         PacerBuilder {

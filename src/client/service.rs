@@ -71,10 +71,8 @@ fn learn<K, C, B>(
         return;
     }
     let hints = RateLimitHints::from_headers(resp.status(), resp.headers(), SystemTime::now());
-    if observe == Observe::Adopt {
-        if let Some(quotas) = hints.quotas() {
-            pacer.adopt(key, &quotas);
-        }
+    if let Some(quotas) = hints.quotas().filter(|_| observe == Observe::Adopt) {
+        pacer.adopt(key, &quotas);
     }
     let heeded = hints.throttled || matches!(observe, Observe::Exhausted | Observe::Adopt);
     if let Some(wait) = hints.wait().filter(|_| heeded) {
