@@ -33,6 +33,12 @@
 //! if it had been spread and so refuses the window mode's bursts. The figures come from
 //! `tests/client_servers.rs`, which runs each mode against a model of each server.
 //!
+//! The guarantee is about the instants the pacer sends at, which is what the server
+//! counts once the request has crossed the network. A send that leaves later than its
+//! slot by more than the margin (a starved runtime, an inner service slow to become
+//! ready) or a network delay that varies by more than the margin can still draw a 429;
+//! the holds below and [`RetryPolicy`] deal with those.
+//!
 //! What the server says is obeyed in every mode: a 429's `Retry-After` (and, by default
 //! in the window modes, `remaining: 0` with a reset on a success: [`Observe`]) holds the
 //! key, and requests already booked wait for the hold and book again behind it.
