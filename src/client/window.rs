@@ -87,8 +87,8 @@ pub(crate) struct Log {
     runs: VecDeque<(u64, u64)>,
     /// The newest booking: the FIFO floor, and the base of even spacing.
     last: Option<(u64, u64)>,
-    /// Bumped by every booking and every change other than undo: a booking may be
-    /// undone only while `seq` is still its own.
+    /// Bumped by every booking and every change other than a give-back: a booking given
+    /// back restores the previous FIFO floor only while `seq` is still its own.
     seq: u64,
     hold_until: u64,
 }
@@ -243,7 +243,7 @@ impl Log {
             Some((t, units)) if *t == at => *units += add,
             _ => self.runs.insert(pos, (at, add)),
         }
-        // Earlier bookings can no longer be undone: they are not the newest state.
+        // A booking given back from now on leaves the FIFO floor where it is.
         self.seq += 1;
     }
 
