@@ -193,6 +193,13 @@ fn rightmost_untrusted_hop_through_several_proxies() {
         )],
     );
     assert_eq!(key(&fwd(), &r), Ok(ip("198.51.100.20")));
+    // nginx's `$http_forwarded, for=$remote_addr` with no incoming header: an empty
+    // element on the left, an unquoted IPv6 node.
+    let r = req(
+        Some("10.3.3.3:80"),
+        &[("forwarded", ", for=2001:db8:aaaa:1::7")],
+    );
+    assert_eq!(key(&fwd(), &r), Ok(ip("2001:db8:aaaa:1::")));
     // Every hop trusted: the left-most is the client.
     let r = req(
         Some("10.3.3.3:80"),

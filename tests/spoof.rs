@@ -111,7 +111,13 @@ impl Rng {
     /// proxy appends after them), `Forwarded` and `X-Real-IP`, in random amounts.
     fn forgeries(&mut self) -> Vec<(&'static str, String)> {
         let mut headers = Vec::new();
-        for _ in 0..self.below(6) {
+        // Now and then many lines (the server accepts up to 100 header fields).
+        let lines = if self.below(8) == 0 {
+            40
+        } else {
+            self.below(6)
+        };
+        for _ in 0..lines {
             let n = self.below(8);
             let hops: Vec<String> = (0..n).map(|_| self.forged_hop()).collect();
             headers.push((XFF, hops.join(", ")));

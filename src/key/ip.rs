@@ -180,7 +180,7 @@ impl KeyExtractor for PeerIp {
 /// | Proxy | Constructor |
 /// |---|---|
 /// | nginx `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for`, HAProxy `option forwardfor`, AWS ALB, Traefik, most ingresses | [`ClientIp::x_forwarded_for`] |
-/// | a proxy that appends RFC 7239 `Forwarded` (Envoy, Caddy or nginx when configured to) | [`ClientIp::forwarded`] |
+/// | a proxy that appends RFC 7239 `Forwarded` (HAProxy 2.8+ `option forwarded`, nginx configured to) | [`ClientIp::forwarded`] |
 /// | nginx `proxy_set_header X-Real-IP $remote_addr` (the header is replaced, not appended) | [`ClientIp::x_real_ip`] |
 ///
 /// Misconfiguration is logged once per extractor (and its clones, so once per layer)
