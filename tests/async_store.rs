@@ -135,7 +135,11 @@ async fn a_full_key_table_can_admit_new_keys_untracked() {
         assert_eq!(http.get("/a").await.status, StatusCode::OK);
     }
     for _ in 0..5 {
-        assert_eq!(http.get("/b").await.status, StatusCode::OK, "served untracked");
+        assert_eq!(
+            http.get("/b").await.status,
+            StatusCode::OK,
+            "served untracked"
+        );
         assert_eq!(
             http.get("/a").await.status,
             StatusCode::TOO_MANY_REQUESTS,

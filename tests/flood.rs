@@ -150,7 +150,10 @@ fn ten_million_keys() {
             Some((1_000_000, AtCapacity::AdmitUntracked)),
         ),
     ];
-    println!("100,000 keys alone need a table of {:.1} MiB", mib(need as u64));
+    println!(
+        "100,000 keys alone need a table of {:.1} MiB",
+        mib(need as u64)
+    );
     for (name, cap) in runs {
         reset_peak();
         let (_, base) = memory();
@@ -287,7 +290,10 @@ fn at_capacity_policies() {
                 }
                 (p, r) => panic!("{p:?}: {r:?}"),
             }
-            assert!(!l.check_key(&0).expect("tracked").is_allowed(), "{policy:?}");
+            assert!(
+                !l.check_key(&0).expect("tracked").is_allowed(),
+                "{policy:?}"
+            );
         }
         assert_eq!(l.len(), 100, "{policy:?}: nothing evicted, nothing added");
     }

@@ -97,7 +97,11 @@ async fn a_denial_writes_nothing() {
         "a keyed hash, not the key: {}",
         keys[0]
     );
-    assert_eq!(keys[1], format!("rl:{{0:{hash}}}:1"), "one tag per decision");
+    assert_eq!(
+        keys[1],
+        format!("rl:{{0:{hash}}}:1"),
+        "one tag per decision"
+    );
     assert!(
         check(&store, "erin", 4)
             .await

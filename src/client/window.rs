@@ -456,6 +456,37 @@ mod tests {
         assert!(log.is_idle(S + 60_050 * MS));
     }
 
+    /// Bytes one key's log occupies (struct and heap), for the figure in the docs:
+    /// `cargo test --all-features --lib memory_per_key -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "prints a figure"]
+    fn memory_per_key() {
+        let bytes = |log: &Log| {
+            std::mem::size_of::<Log>()
+                + log.runs.capacity() * std::mem::size_of::<(u64, u64)>()
+                + log.limits.capacity() * std::mem::size_of::<Limit>()
+        };
+        for (name, limits, gap) in [
+            ("claid, bursts of 4", claid(), 0),
+            ("claid, one per 500 ms", claid(), 500 * MS),
+            (
+                "10000/day, one per 8.64 s",
+                vec![Limit::new(10_000, 86_400 * S, 0)],
+                8_640 * MS,
+            ),
+        ] {
+            let mut log = Log::new(limits);
+            let mut now = 0;
+            let mut most = 0;
+            for _ in 0..20_000 {
+                let b = log.book(now, 1, false, u64::MAX).expect("books");
+                now = b.at + gap;
+                most = most.max(bytes(&log));
+            }
+            println!("{name}: {} runs, at most {most} bytes", log.runs());
+        }
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Book { dt: u64, cost: u64 },
