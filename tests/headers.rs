@@ -149,7 +149,10 @@ fn draft03_first_item_is_the_binding_policy() {
         }
         clock.advance(Duration::from_millis(300));
     }
-    let d = last.expect("the minute quota drains").decision(l.quotas());
+    let d = last
+        .expect("the minute quota drains")
+        .decision(l.quotas())
+        .expect("its own set");
     let h = render(HeaderStyle::Draft03, &d);
     assert_eq!(get(&h, "ratelimit-limit"), "120, 120;w=60, 4;w=1");
     let minute = d.states().nth(1).expect("minute");

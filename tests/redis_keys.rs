@@ -126,7 +126,11 @@ async fn no_raw_key_in_key_names_or_commands() {
     let commands = monitor.lines_until("end-of-test");
 
     let names = scan_all(&server);
-    assert_eq!(names.len(), 2 * KEYS.len(), "two quotas per client: {names:?}");
+    assert_eq!(
+        names.len(),
+        2 * KEYS.len(),
+        "two quotas per client: {names:?}"
+    );
     for key in KEYS {
         for name in &names {
             assert!(!name.contains(key), "{name} holds {key}");
@@ -146,7 +150,10 @@ async fn no_raw_key_in_key_names_or_commands() {
         .iter()
         .filter(|l| l.to_ascii_lowercase().contains("\"evalsha\""))
         .count();
-    assert!(script_calls >= 5 * KEYS.len(), "{script_calls} script calls seen");
+    assert!(
+        script_calls >= 5 * KEYS.len(),
+        "{script_calls} script calls seen"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +181,10 @@ async fn same_secret_shares_a_limit_different_secrets_do_not() {
         let store = if i % 2 == 0 { &a } else { &b };
         shared += u32::from(admitted(store, key).await);
     }
-    assert_eq!(shared, 4, "two replicas with one secret admit one burst between them");
+    assert_eq!(
+        shared, 4,
+        "two replicas with one secret admit one burst between them"
+    );
     let mut separate = 0;
     for _ in 0..10 {
         separate += u32::from(admitted(&other, key).await);
@@ -193,7 +203,10 @@ async fn short_secret_refused_and_raw_names_only_on_request() {
         .connect("redis://127.0.0.1:1")
         .await
         .expect_err("a 9-byte secret");
-    assert!(matches!(err, ConnectError::ShortKeySecret { len: 9 }), "{err}");
+    assert!(
+        matches!(err, ConnectError::ShortKeySecret { len: 9 }),
+        "{err}"
+    );
     if !support::redis_installed("short_secret_refused_and_raw_names_only_on_request") {
         return;
     }
@@ -204,7 +217,10 @@ async fn short_secret_refused_and_raw_names_only_on_request() {
         .await
         .expect("connect");
     assert!(admitted(&raw, "debug-user").await);
-    assert_eq!(raw.redis_key(&"debug-user", Tier(0), 0), "rl:{0:debug-user}:0");
+    assert_eq!(
+        raw.redis_key(&"debug-user", Tier(0), 0),
+        "rl:{0:debug-user}:0"
+    );
     assert!(scan_all(&server).contains(&"rl:{0:debug-user}:0".to_owned()));
     // Without a secret, names are hashed with the public default: still no raw key.
     let default = RedisStore::builder(quotas())
@@ -214,6 +230,9 @@ async fn short_secret_refused_and_raw_names_only_on_request() {
         .expect("connect");
     assert!(admitted(&default, "203.0.113.9").await);
     let names = scan_all(&server);
-    assert!(names.iter().all(|n| !n.contains("203.0.113.9")), "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.contains("203.0.113.9")),
+        "{names:?}"
+    );
     assert!(names.iter().any(|n| n.starts_with("d:{0:")), "{names:?}");
 }

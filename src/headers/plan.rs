@@ -29,7 +29,7 @@ impl HeaderPlan {
             .tiers
             .get(tier)
             .unwrap_or_else(|| self.tiers.default_set());
-        self.apply_decision(&outcome.decision(quotas), tier, headers);
+        self.apply_decision(&outcome.attach(quotas), tier, headers);
     }
 
     /// Adds the headers of a decision already in hand (an unknown tier falls back to

@@ -773,7 +773,13 @@ mod loom_tests {
                 _ => unreachable!("empty table"),
             };
             assert_eq!(old.claim(slot, fp), Ok(true));
-            assert!(slot.cell.check(&quotas, 1, 1).expect("alive").denied.is_none());
+            assert!(
+                slot.cell
+                    .check(&quotas, 1, 1)
+                    .expect("alive")
+                    .denied
+                    .is_none()
+            );
             let checker = {
                 let (old, quotas) = (old.clone(), quotas.clone());
                 thread::spawn(move || check_from(&old, fp, &quotas))

@@ -83,8 +83,14 @@ mod tests {
         let b = KeyNames::hashed(b"0123456789abcdef-two");
         let n = name(&a, "203.0.113.7");
         assert_eq!(n.len(), 32);
-        assert!(n.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-        assert_eq!(n, name(&KeyNames::hashed(b"0123456789abcdef-one"), "203.0.113.7"));
+        assert!(
+            n.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_eq!(
+            n,
+            name(&KeyNames::hashed(b"0123456789abcdef-one"), "203.0.113.7")
+        );
         assert_ne!(n, name(&b, "203.0.113.7"), "another secret, another name");
         assert_ne!(n, name(&a, "203.0.113.8"));
         assert_eq!(name(&KeyNames::Raw, "alice"), "alice");
