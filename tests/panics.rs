@@ -188,7 +188,16 @@ fn configure<Src>(
             }
         })
         .renderer(panicking_renderer)
+        .tiers(|key: &String| {
+            if key == TIER_PANICS {
+                panic!("{MARK} in the tier resolver");
+            }
+            Tier(0)
+        })
 }
+
+/// The client whose key makes the tier resolver panic (it sees only the key).
+const TIER_PANICS: &str = "tier-panics";
 
 /// Handler calls per client.
 #[derive(Default)]
@@ -352,6 +361,24 @@ async fn panics_on_the_in_memory_path_leave_exact_counts() {
         let (addr, calls) = serve_panicking(RateLimitLayer::with_store(memory_store(&clock))).await;
         scenario(source, addr, &calls, &clock).await;
     }
+}
+
+#[tokio::test]
+async fn a_panicking_tier_resolver_costs_nothing_and_moves_no_other_count() {
+    let clock = ManualClock::new();
+    let (addr, calls) = serve_panicking(RateLimitLayer::with_store(memory_store(&clock))).await;
+    let mut b = Vec::new();
+    for _ in 0..2 * QUOTA {
+        let reply = exchange(addr, &request(TIER_PANICS, None)).await;
+        assert_eq!(
+            reply.status(),
+            0,
+            "the resolver's panic closes the connection"
+        );
+        b.extend(plain(addr, "B", 1).await);
+    }
+    assert_eq!(b, statuses(QUOTA, QUOTA), "B gets exactly its quota");
+    assert_eq!(calls.b.load(SeqCst), QUOTA as usize);
 }
 
 /// Decides with an in-memory store after yielding, the way a network store answers,
