@@ -85,14 +85,22 @@ impl Clock for MonotonicClock {
     }
 }
 
-/// A cheaper clock with the kernel tick's resolution (`CLOCK_MONOTONIC_COARSE` on
-/// Linux, typically 1 to 4 ms), via [`coarsetime`].
+/// The default clock: monotonic on every platform, and as cheap as the platform allows.
 ///
-/// The default clock. Reading it costs about half of a TSC read. Decisions stay exact on
-/// its timeline; measured in real time, a quota may admit up to `ceil(tick / T)` more than
-/// its bound in some window (one request more for any quota with `T` of 4 ms or longer),
-/// because the clock lags real time by up to one tick. A good trade for server-side limits
-/// of per-second or slower quotas; give fine-grained limiters a precise clock.
+/// * Linux and Android: `CLOCK_MONOTONIC_COARSE` (via [`coarsetime`]), which ticks with
+///   the kernel's timer interrupt, typically every 1 to 4 ms; reading it costs about half
+///   of a TSC read.
+/// * Everywhere else: [`std::time::Instant`] (the OS monotonic clock: `mach_absolute_time`
+///   on macOS, `QueryPerformanceCounter` on Windows, `CLOCK_MONOTONIC` on the BSDs), with
+///   sub-microsecond ticks. Coarse sources elsewhere are either not monotonic (some BSDs
+///   fall back to the wall clock) or too coarse (`GetTickCount64`'s 15.6 ms on Windows).
+///
+/// [`CoarseClock::TICK`] is the longest tick this platform's source may have. Decisions
+/// stay exact on the clock's timeline; measured in real time, a quota may admit up to
+/// `ceil(tick / T)` more than its bound in some window (one request more for any quota
+/// with `T` at least the tick), because the clock lags real time by up to one tick. A
+/// good trade for server-side limits of per-second or slower quotas; give fine-grained
+/// limiters a precise clock (`MonotonicClock`, feature `tsc`).
 ///
 /// ```
 /// use tower_ratelimit::{RateLimiter, Quota, clock::CoarseClock};
@@ -101,7 +109,47 @@ impl Clock for MonotonicClock {
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct CoarseClock {
-    origin: coarsetime::Instant,
+    origin: coarse::Instant,
+}
+
+/// The platform's coarse monotonic source.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod coarse {
+    pub(super) use coarsetime::Instant;
+
+    /// Longest tick: the kernel's timer interrupt at `CONFIG_HZ=100`.
+    pub(super) const TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+    #[inline]
+    pub(super) fn now() -> Instant {
+        // `now_without_cache_update`: the caching variant writes a global on every read,
+        // which would bounce a cache line between cores.
+        Instant::now_without_cache_update()
+    }
+
+    #[inline]
+    pub(super) fn nanos_since(now: Instant, origin: Instant) -> u64 {
+        now.duration_since(origin).as_nanos()
+    }
+}
+
+/// The platform's monotonic source (no coarse one that is both monotonic and fine).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod coarse {
+    pub(super) use std::time::Instant;
+
+    /// `Instant`'s sources tick in well under a microsecond.
+    pub(super) const TICK: std::time::Duration = std::time::Duration::from_micros(1);
+
+    #[inline]
+    pub(super) fn now() -> Instant {
+        Instant::now()
+    }
+
+    #[inline]
+    pub(super) fn nanos_since(now: Instant, origin: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(origin).as_nanos()).unwrap_or(u64::MAX)
+    }
 }
 
 impl Default for CoarseClock {
@@ -111,10 +159,14 @@ impl Default for CoarseClock {
 }
 
 impl CoarseClock {
+    /// The longest tick of this platform's source (10 ms on Linux and Android, where the
+    /// kernel's coarse clock is used; 1 µs elsewhere).
+    pub const TICK: Duration = coarse::TICK;
+
     /// A clock whose origin is now.
     pub fn new() -> Self {
         CoarseClock {
-            origin: coarsetime::Instant::now_without_cache_update(),
+            origin: coarse::now(),
         }
     }
 }
@@ -122,10 +174,8 @@ impl CoarseClock {
 impl Clock for CoarseClock {
     #[inline]
     fn now_ns(&self) -> u64 {
-        // `now_without_cache_update`: the caching variant writes a global on every read,
-        // which would bounce a cache line between cores.
-        let now = coarsetime::Instant::now_without_cache_update();
-        now.duration_since(self.origin).as_nanos() + 1
+        // +1 keeps "now" strictly above the empty state's TAT of 0.
+        coarse::nanos_since(coarse::now(), self.origin).saturating_add(1)
     }
 }
 

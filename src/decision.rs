@@ -40,6 +40,8 @@ pub struct Outcome {
     /// Every quota's TAT after the decision (unchanged when denied), in the set's unit.
     tats: [u64; MAX_QUOTAS],
     cost: u32,
+    /// [`Quotas::fingerprint`] of the set that decided.
+    set: u32,
     /// `(quota index, wait in units)` when denied.
     denied: Option<(u8, u64)>,
 }
@@ -47,6 +49,7 @@ pub struct Outcome {
 impl Outcome {
     /// Builds an outcome from a store's raw numbers, all in the set's unit.
     pub(crate) fn new(
+        quotas: &Quotas,
         now: u64,
         tats: [u64; MAX_QUOTAS],
         cost: u32,
@@ -56,6 +59,7 @@ impl Outcome {
             now,
             tats,
             cost,
+            set: quotas.fingerprint,
             // MAX_QUOTAS is far below 256.
             denied: denied.map(|(i, w)| (i as u8, w)),
         }
@@ -67,8 +71,28 @@ impl Outcome {
         self.denied.is_none()
     }
 
-    /// Re-attaches the quota set the outcome was decided against.
-    pub fn decision(self, quotas: &Quotas) -> Decision<'_> {
+    /// Re-attaches the quota set the outcome was decided against: the store's
+    /// [`quotas`](crate::store::Store::quotas) for the tier it checked. `None` if `quotas`
+    /// is not that set (its unit, intervals or bursts differ), whose numbers would be
+    /// meaningless.
+    ///
+    /// ```
+    /// use tower_ratelimit::{Quota, Quotas, RateLimiter, clock::ManualClock};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = RateLimiter::with_clock(Quotas::claid(), ManualClock::new());
+    /// let outcome = limiter.check()?.outcome();
+    /// assert_eq!(outcome.decision(&Quotas::claid()).map(|d| d.binding().remaining()), Some(3));
+    /// assert!(outcome.decision(&Quotas::from(Quota::per_second(4)?)).is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn decision(self, quotas: &Quotas) -> Option<Decision<'_>> {
+        (self.set == quotas.fingerprint).then(|| self.attach(quotas))
+    }
+
+    /// Re-attaches the set that decided, known to be `quotas` (a store's own set).
+    #[inline]
+    pub(crate) fn attach(self, quotas: &Quotas) -> Decision<'_> {
+        debug_assert_eq!(self.set, quotas.fingerprint, "an outcome of another set");
         Decision {
             quotas,
             outcome: self,
@@ -84,7 +108,7 @@ impl<'q> Decision<'q> {
         cost: u32,
         denied: Option<(usize, u64)>,
     ) -> Self {
-        Outcome::new(now, tats, cost, denied).decision(quotas)
+        Outcome::new(quotas, now, tats, cost, denied).attach(quotas)
     }
 
     /// The numbers behind this decision, without the borrow of the quota set.

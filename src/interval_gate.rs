@@ -32,9 +32,13 @@ impl IntervalGate {
 
     /// Whether this caller may go ahead now.
     pub(crate) fn open(&self) -> bool {
-        let now = u64::try_from(self.origin.elapsed().as_nanos())
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1);
+        let now = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.open_at(now)
+    }
+
+    /// Whether a caller may go ahead at `now_ns` nanoseconds since the gate's origin.
+    fn open_at(&self, now_ns: u64) -> bool {
+        let now = now_ns.saturating_add(1);
         let last = self.last.load(Relaxed);
         // A full interval since the last opening, measured in time, not in calendar
         // seconds: two openings are never closer than the interval.
@@ -74,6 +78,21 @@ mod tests {
         let gate = IntervalGate::new(Duration::from_secs(3600));
         let opened = (0..10_000).filter(|_| gate.open()).count();
         assert_eq!(opened, 1);
+    }
+
+    #[test]
+    fn a_second_boundary_is_not_an_interval() {
+        // One nanosecond apart across a calendar-second boundary: still one opening.
+        let gate = IntervalGate::per_second();
+        assert!(gate.open_at(999_999_999));
+        assert!(!gate.open_at(1_000_000_000));
+        assert!(!gate.open_at(1_999_999_998));
+        assert!(gate.open_at(1_999_999_999), "a full second later");
+        assert!(!gate.open_at(2_000_000_000));
+        // Time 0 opens too (the "never opened" marker is not a reading).
+        let gate = IntervalGate::per_second();
+        assert!(gate.open_at(0));
+        assert!(!gate.open_at(999_999_999));
     }
 
     #[test]

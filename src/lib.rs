@@ -68,6 +68,9 @@ pub mod client;
 pub mod clock;
 mod decision;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gcra;
 pub mod headers;
 mod interval_gate;

@@ -243,6 +243,17 @@ impl Quota {
     pub(crate) fn t_ns(&self) -> u64 {
         self.t_ns
     }
+
+    /// The same quota with its emission interval rounded up to whole microseconds (what a
+    /// store counting in µs enforces), or `None` if that would exceed the longest span.
+    #[cfg(feature = "redis")]
+    pub(crate) fn rounded_to_micros(&self) -> Option<Quota> {
+        let q = Quota {
+            t_ns: self.t_ns.div_ceil(1000).checked_mul(1000)?,
+            ..self.clone()
+        };
+        q.check_span().ok().map(|()| q)
+    }
 }
 
 fn default_name(window_ns: u64) -> Cow<'static, str> {
@@ -272,6 +283,22 @@ pub(crate) struct Params {
     pub(crate) width: u32,
 }
 
+/// FNV-1a over the unit and every quota's interval and burst (unused slots are zero).
+fn fingerprint(shift: u32, params: &[Params; MAX_QUOTAS]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: u64| {
+        for b in v.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(u64::from(shift));
+    for p in params {
+        eat(p.t);
+        eat(p.burst);
+    }
+    (h ^ (h >> 32)) as u32
+}
+
 /// One to [`MAX_QUOTAS`] quotas checked as a single decision: a request is admitted only
 /// if every quota admits it, and a denied request consumes from none.
 ///
@@ -299,6 +326,9 @@ pub struct Quotas {
     pub(crate) shift: u32,
     /// Smallest burst in the set: the largest cost that can ever be admitted.
     pub(crate) min_burst: u32,
+    /// A hash of the numbers decisions depend on (unit, intervals, bursts), so an
+    /// [`Outcome`](crate::Outcome) can tell whether it is re-attached to its own set.
+    pub(crate) fingerprint: u32,
 }
 
 impl PartialEq for Quotas {
@@ -348,6 +378,7 @@ impl Quotas {
                 width: 64,
             };
             return Ok(Quotas {
+                fingerprint: fingerprint(0, &params),
                 quotas,
                 params,
                 shift: 0,
@@ -375,6 +406,7 @@ impl Quotas {
             }
             if offset <= 64 {
                 return Ok(Quotas {
+                    fingerprint: fingerprint(shift, &params),
                     quotas,
                     params,
                     shift,
@@ -383,6 +415,18 @@ impl Quotas {
             }
         }
         Err(QuotaError::SetTooWide)
+    }
+
+    /// The same set with every emission interval rounded up to whole microseconds, or
+    /// `None` if the rounded set no longer fits.
+    #[cfg(feature = "redis")]
+    pub(crate) fn rounded_to_micros(&self) -> Option<Quotas> {
+        let quotas = self
+            .quotas
+            .iter()
+            .map(Quota::rounded_to_micros)
+            .collect::<Option<Vec<_>>>()?;
+        Self::build(quotas).ok()
     }
 
     /// Clarifai's documented default: 15 requests per second.

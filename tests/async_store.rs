@@ -91,11 +91,17 @@ async fn pending_store_decisions_limit_and_fail_closed_with_503() {
     failing.store(true, SeqCst);
     let down = http.get("/").await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        down.header("content-type")
-            .is_some_and(|v| v.starts_with("text/plain"))
+    assert_eq!(
+        down.header("content-type"),
+        Some("application/problem+json")
     );
-    assert!(!down.body.is_empty());
+    assert_eq!(down.header("retry-after"), Some("1"));
+    let problem: serde_json::Value = serde_json::from_slice(&down.body).expect("problem+json");
+    assert_eq!(
+        problem["type"],
+        "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
+    );
+    assert_eq!(problem["status"], 503);
     assert_eq!(calls.load(SeqCst), 2);
 }
 
@@ -115,6 +121,15 @@ async fn a_full_key_table_answers_503_not_500() {
     let full = http.get("/b").await;
     assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(full.header("retry-after"), Some("1"));
+    assert_eq!(
+        full.header("content-type"),
+        Some("application/problem+json")
+    );
+    let problem: serde_json::Value = serde_json::from_slice(&full.body).expect("problem+json");
+    assert_eq!(
+        problem["type"],
+        "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
+    );
 }
 
 #[tokio::test]

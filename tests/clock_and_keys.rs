@@ -141,3 +141,42 @@ fn key_cap_holds_under_a_flood() {
             .is_allowed()
     );
 }
+
+/// The default clock is monotonic (across threads too) and never runs ahead of, nor lags
+/// more than its documented tick behind, the OS monotonic clock.
+#[test]
+fn default_clock_is_monotonic_and_within_a_tick() {
+    use std::time::Instant;
+    use tower_ratelimit::clock::{Clock, CoarseClock};
+
+    let clock = CoarseClock::new();
+    let tick = u64::try_from(CoarseClock::TICK.as_nanos()).expect("small");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut last = 0;
+                for _ in 0..200_000 {
+                    let now = clock.now_ns();
+                    assert!(now >= last, "stepped back: {last} -> {now}");
+                    last = now;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("no thread panicked");
+    }
+    for _ in 0..50 {
+        let i0 = Instant::now();
+        let c0 = clock.now_ns();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let c1 = clock.now_ns();
+        let i1 = Instant::now();
+        let precise = u64::try_from((i1 - i0).as_nanos()).expect("small");
+        assert!(
+            c1 - c0 <= precise + tick,
+            "the default clock ran ahead of the OS monotonic clock: {} > {precise} + {tick}",
+            c1 - c0
+        );
+    }
+}

@@ -112,11 +112,18 @@ async fn cost_weighs_requests_and_an_impossible_cost_is_413() {
     assert_eq!(statuses(&http, "/health", "k", 2).await, [200, 200]);
     let huge = http.send("GET", "/huge", &[("x-api-key", "other")]).await;
     assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(
-        huge.header("content-type")
-            .is_some_and(|v| v.starts_with("text/plain"))
+    assert_eq!(
+        huge.header("content-type"),
+        Some("application/problem+json")
     );
-    assert!(!huge.body.is_empty());
+    assert_eq!(huge.header("retry-after"), None, "retrying cannot help");
+    let problem: serde_json::Value = serde_json::from_slice(&huge.body).expect("problem+json");
+    assert_eq!(problem["type"], "about:blank");
+    assert_eq!(problem["status"], 413);
+    assert_eq!(
+        problem["detail"],
+        "request cost 10 exceeds the largest the rate limit can ever admit (3)"
+    );
     assert_eq!(calls.load(SeqCst), 4);
 }
 
@@ -177,11 +184,15 @@ async fn missing_key_is_400_by_default_or_passes_when_allowed() {
     let http = Http::new(serve(app(&Arc::default()).layer(strict)).await);
     let r = http.get("/a").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let problem: serde_json::Value = serde_json::from_slice(&r.body).expect("problem+json");
+    assert_eq!(problem["type"], "about:blank");
+    assert_eq!(problem["title"], "Bad Request");
     assert!(
-        r.header("content-type")
-            .is_some_and(|v| v.starts_with("text/plain"))
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("x-api-key"))
     );
-    assert!(String::from_utf8_lossy(&r.body).contains("x-api-key"));
 
     let lax = RateLimitLayer::builder(per_minute(5))
         .key(ApiKey)
@@ -195,7 +206,13 @@ async fn missing_key_is_400_by_default_or_passes_when_allowed() {
         .on_missing_key(MissingKey::Reject(StatusCode::UNAUTHORIZED))
         .build();
     let http = Http::new(serve(app(&Arc::default()).layer(custom)).await);
-    assert_eq!(http.get("/a").await.status, StatusCode::UNAUTHORIZED);
+    let r = http.get("/a").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let problem: serde_json::Value = serde_json::from_slice(&r.body).expect("problem+json");
+    assert_eq!(
+        (&problem["title"], &problem["status"]),
+        (&"Unauthorized".into(), &401.into())
+    );
 }
 
 #[tokio::test]

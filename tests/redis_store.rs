@@ -53,12 +53,15 @@ async fn burst_then_denial_on_the_server_clock() {
         let o = check(&store, "alice", 1).await.expect("decided");
         assert!(o.is_allowed());
         assert_eq!(
-            o.decision(&quotas).binding().remaining(),
+            o.decision(&quotas)
+                .expect("the store's set")
+                .binding()
+                .remaining(),
             expected_remaining
         );
     }
     let denied = check(&store, "alice", 1).await.expect("decided");
-    let d = denied.decision(&quotas);
+    let d = denied.decision(&quotas).expect("the store's set");
     assert!(!d.is_allowed(), "the fifth request is denied");
     assert_eq!(d.denied_by().map(|q| q.quota().name()), Some("burst"));
     let wait = d.retry_after().expect("a denial has a wait");
@@ -266,7 +269,11 @@ async fn deny_cache_answers_an_over_limit_client_without_round_trips() {
             let o = check(store, "mallory", 1).await.expect("decided");
             admitted += u64::from(o.is_allowed());
             if !o.is_allowed() {
-                let wait = o.decision(&quotas).retry_after().expect("denied");
+                let wait = o
+                    .decision(&quotas)
+                    .expect("the store's set")
+                    .retry_after()
+                    .expect("denied");
                 assert!(wait > Duration::from_secs(1700), "about 30 min: {wait:?}");
             }
         }
@@ -307,12 +314,17 @@ async fn deny_cache_lets_the_client_back_after_its_retry_after() {
     let denied = check(&store, "dave", 1).await.expect("decided");
     let wait = denied
         .decision(&quotas)
+        .expect("the store's set")
         .retry_after()
         .expect("the second request is denied");
     let calls = support::command_calls(&mut con, SCRIPT_COMMANDS);
     let again = check(&store, "dave", 1).await.expect("decided");
     assert!(!again.is_allowed());
-    let left = again.decision(&quotas).retry_after().expect("denied");
+    let left = again
+        .decision(&quotas)
+        .expect("the store's set")
+        .retry_after()
+        .expect("denied");
     assert!(
         left <= wait,
         "the cached wait counts down: {left:?} vs {wait:?}"
@@ -358,4 +370,58 @@ async fn deny_cache_is_bounded() {
             .expect("decided")
             .is_allowed()
     );
+}
+
+/// 3/s has an interval of 333 333 334 ns, which the script counts as 333 334 µs: the
+/// `remaining` the store reports must be what Redis then admits, not one fewer.
+#[tokio::test]
+async fn remaining_matches_what_redis_admits_for_fractional_micros() {
+    if !support::redis_installed("remaining_matches_what_redis_admits_for_fractional_micros") {
+        return;
+    }
+    let server = support::RedisServer::start();
+    for limit in [3u32, 7, 3000] {
+        let store = RedisStore::builder(Quota::per_second(limit).expect("valid"))
+            .connect(&server.url())
+            .await
+            .expect("connect");
+        let quotas = Store::<&str>::quotas(&store, Tier(0)).clone();
+        let key = format!("frac-{limit}");
+        // A fixed instant: nothing refills between the checks.
+        let now_us = 1_800_000_000_000_000;
+        let first = store
+            .check_at_micros(&key, Tier(0), 1, now_us)
+            .await
+            .expect("decided");
+        assert!(first.is_allowed());
+        let reported = first
+            .decision(&quotas)
+            .expect("the store's set")
+            .binding()
+            .remaining();
+        let mut admitted = 0;
+        for _ in 0..=limit {
+            let o = store
+                .check_at_micros(&key, Tier(0), 1, now_us)
+                .await
+                .expect("decided");
+            if !o.is_allowed() {
+                break;
+            }
+            admitted += 1;
+        }
+        assert_eq!(
+            reported, admitted,
+            "{limit}/s: remaining after one request vs what Redis admitted next"
+        );
+        assert_eq!(admitted, u64::from(limit) - 1);
+        assert_eq!(
+            quotas
+                .iter()
+                .next()
+                .map(|q| q.emission_interval().as_nanos() % 1000),
+            Some(0),
+            "the store's quotas carry the interval the script enforces"
+        );
+    }
 }

@@ -9,10 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use tower_ratelimit::clock::ManualClock;
+use tower_ratelimit::key::KeyError;
 use tower_ratelimit::render::{
-    self, Claid, Clarifai, ProblemJson, Rejection, Renderer, Text, limit_phrase,
+    self, Claid, Clarifai, ProblemJson, Rejection, RejectionKind, Renderer,
+    TEMPORARY_REDUCED_CAPACITY_TYPE, Text, limit_phrase,
 };
-use tower_ratelimit::{Decision, Outcome, Quota, Quotas, RateLimiter};
+use tower_ratelimit::{CheckError, Decision, Outcome, Quota, Quotas, RateLimiter, StoreError};
 
 /// A limiter over `quotas` driven until it denies a request of `cost`.
 fn deny(quotas: &Quotas, cost: u32) -> Outcome {
@@ -34,7 +36,7 @@ fn render_with(
 ) -> Response<Bytes> {
     let method = Method::GET;
     let uri = Uri::from_static("/v2/models/types");
-    let d: Decision<'_> = outcome.decision(quotas);
+    let d: Decision<'_> = outcome.decision(quotas).expect("the deciding set");
     r.render(&Rejection::new(d, &method, &uri, headers))
 }
 
@@ -429,5 +431,251 @@ proptest::proptest! {
         } else {
             proptest::prop_assert_eq!(rid.len(), 32);
         }
+    }
+}
+
+/// Every non-denial kind, with the request it answers.
+fn other_kinds<'a>(key_err: &'a KeyError, store_err: &'a StoreError) -> Vec<RejectionKind<'a>> {
+    vec![
+        RejectionKind::from(key_err),
+        RejectionKind::MissingKey {
+            error: key_err,
+            status: StatusCode::UNAUTHORIZED,
+        },
+        RejectionKind::CostTooHigh { cost: 9, max: 4 },
+        RejectionKind::Unavailable(store_err),
+        RejectionKind::TooManyKeys { max_keys: 1000 },
+    ]
+}
+
+fn render_kind(r: &dyn Renderer, kind: RejectionKind<'_>) -> Response<Bytes> {
+    let (method, uri, headers) = (Method::POST, Uri::from_static("/x"), HeaderMap::new());
+    r.render(&Rejection::new(kind, &method, &uri, &headers))
+}
+
+#[test]
+fn store_errors_map_to_their_kinds() {
+    let cost = StoreError::Check(CheckError::CostExceedsBurst {
+        cost: 9,
+        max_cost: 4,
+    });
+    assert!(matches!(
+        RejectionKind::from(&cost),
+        RejectionKind::CostTooHigh { cost: 9, max: 4 }
+    ));
+    let full = StoreError::Check(CheckError::TooManyKeys { max_keys: 7 });
+    assert!(matches!(
+        RejectionKind::from(&full),
+        RejectionKind::TooManyKeys { max_keys: 7 }
+    ));
+    for e in [StoreError::Timeout, StoreError::Check(CheckError::ZeroCost)] {
+        assert!(matches!(
+            RejectionKind::from(&e),
+            RejectionKind::Unavailable(_)
+        ));
+    }
+}
+
+#[test]
+fn problem_json_answers_every_kind() {
+    let key_err = KeyError::MissingHeader(http::header::AUTHORIZATION);
+    let store_err = StoreError::Unavailable("connection refused (10.0.0.7:6379)".into());
+    let expected = [
+        (400, "about:blank", "Bad Request"),
+        (401, "about:blank", "Unauthorized"),
+        (413, "about:blank", "Content Too Large"),
+        (
+            503,
+            TEMPORARY_REDUCED_CAPACITY_TYPE,
+            "Temporarily Reduced Capacity",
+        ),
+        (
+            503,
+            TEMPORARY_REDUCED_CAPACITY_TYPE,
+            "Temporarily Reduced Capacity",
+        ),
+    ];
+    for (kind, (status, ty, title)) in other_kinds(&key_err, &store_err).into_iter().zip(expected) {
+        for r in [
+            &ProblemJson::new() as &dyn Renderer,
+            &Clarifai::new(),
+            &Claid::new(),
+        ] {
+            let res = render_kind(r, kind);
+            assert_eq!(res.status().as_u16(), status, "{kind:?}");
+            assert_eq!(content_type(&res), "application/problem+json");
+            let v: serde_json::Value = serde_json::from_slice(res.body()).expect("json");
+            assert_eq!(v["type"], ty);
+            assert_eq!(v["title"], title);
+            assert_eq!(v["status"], status);
+            let detail = v["detail"].as_str().expect("a detail");
+            assert!(!detail.is_empty());
+            assert!(
+                !detail.contains("10.0.0.7"),
+                "store internals stay out of answers: {detail}"
+            );
+            assert!(v.get("violated-policies").is_none());
+        }
+    }
+    let res = render_kind(
+        &ProblemJson::new(),
+        RejectionKind::CostTooHigh { cost: 9, max: 4 },
+    );
+    assert_eq!(
+        body(&res),
+        r#"{"type":"about:blank","title":"Content Too Large","status":413,"detail":"request cost 9 exceeds the largest the rate limit can ever admit (4)"}"#
+    );
+    let res = render_kind(&ProblemJson::new(), RejectionKind::from(&key_err));
+    assert_eq!(
+        body(&res),
+        r#"{"type":"about:blank","title":"Bad Request","status":400,"detail":"the request has no `authorization` header to key the rate limit on"}"#
+    );
+}
+
+#[test]
+fn text_answers_every_kind() {
+    let key_err = KeyError::Invalid("authorization header");
+    let store_err = StoreError::Timeout;
+    let lines = [
+        (
+            400,
+            "Bad Request: the request's authorization header is not a valid rate-limit key\n",
+        ),
+        (
+            401,
+            "Unauthorized: the request's authorization header is not a valid rate-limit key\n",
+        ),
+        (
+            413,
+            "Content Too Large: request cost 9 exceeds the largest the rate limit can ever admit (4)\n",
+        ),
+        (
+            503,
+            "Service Unavailable: rate limiter unavailable, retry later\n",
+        ),
+        (
+            503,
+            "Service Unavailable: rate limiter is tracking too many clients, retry later\n",
+        ),
+    ];
+    for (kind, (status, line)) in other_kinds(&key_err, &store_err).into_iter().zip(lines) {
+        let res = render_kind(&Text::new(), kind);
+        assert_eq!(res.status().as_u16(), status);
+        assert_eq!(content_type(&res), "text/plain; charset=utf-8");
+        assert_eq!(body(&res), line);
+    }
+}
+
+#[test]
+fn rejection_accessors_per_kind() {
+    let key_err = KeyError::Missing("peer address");
+    let store_err = StoreError::Timeout;
+    let (method, uri, headers) = (Method::GET, Uri::from_static("/"), HeaderMap::new());
+    let retry: Vec<Option<u64>> = other_kinds(&key_err, &store_err)
+        .into_iter()
+        .map(|k| {
+            let r = Rejection::new(k, &method, &uri, &headers);
+            assert!(r.decision().is_none() && r.denying().is_none());
+            assert_eq!(r.violated().count(), 0);
+            r.retry_after_secs()
+        })
+        .collect();
+    assert_eq!(retry, [None, None, None, Some(1), Some(1)]);
+    let set = minute_bound();
+    let denied = deny(&set, 1).decision(&set).expect("the deciding set");
+    let r = Rejection::new(denied, &method, &uri, &headers);
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.retry_after_secs(), Some(1));
+    assert_eq!(
+        r.detail().to_string(),
+        "exceeded limit of 120 requests per minute; retry after 1 s"
+    );
+}
+
+#[test]
+fn closures_see_every_kind() {
+    let custom = |r: &Rejection<'_>| {
+        let tag = match r.kind() {
+            RejectionKind::Denied(_) => "denied",
+            RejectionKind::MissingKey { .. } => "missing",
+            RejectionKind::CostTooHigh { .. } => "cost",
+            RejectionKind::Unavailable(_) => "unavailable",
+            RejectionKind::TooManyKeys { .. } => "full",
+            _ => "other",
+        };
+        let mut res = Response::new(Bytes::from(tag));
+        *res.status_mut() = r.status();
+        res
+    };
+    let key_err = KeyError::Missing("peer address");
+    let store_err = StoreError::Timeout;
+    let tags: Vec<String> = other_kinds(&key_err, &store_err)
+        .into_iter()
+        .map(|k| body(&render_kind(&custom, k)).to_owned())
+        .collect();
+    assert_eq!(tags, ["missing", "missing", "cost", "unavailable", "full"]);
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn grpc_answers_every_kind() {
+    use tonic::{Code, Status};
+    use tonic_types::StatusExt;
+
+    let key_err = KeyError::MissingHeader(http::header::AUTHORIZATION);
+    let store_err = StoreError::Unavailable("connection refused (10.0.0.7:6379)".into());
+    let codes = [
+        Code::InvalidArgument,
+        Code::Unauthenticated,
+        Code::InvalidArgument,
+        Code::Unavailable,
+        Code::Unavailable,
+    ];
+    for (kind, code) in other_kinds(&key_err, &store_err).into_iter().zip(codes) {
+        let res = render_kind(&render::Grpc::new(), kind);
+        assert_eq!(res.status(), StatusCode::OK, "Trailers-Only is HTTP 200");
+        assert!(res.body().is_empty());
+        assert_eq!(res.headers()["content-type"], "application/grpc");
+        let status = Status::from_header_map(res.headers()).expect("a status");
+        assert_eq!(status.code(), code, "{kind:?}");
+        assert!(!status.message().is_empty());
+        assert!(!status.message().contains("10.0.0.7"));
+        let raw = res.headers()["grpc-message"].as_bytes();
+        assert!(
+            raw.iter().all(|b| b.is_ascii_graphic() || *b == b' '),
+            "percent-encoded"
+        );
+        let retry = status.get_error_details().retry_info().cloned();
+        let expect_retry = code == Code::Unavailable;
+        assert_eq!(retry.is_some(), expect_retry);
+        if let Some(r) = retry {
+            assert_eq!(r.retry_delay, Some(Duration::from_secs(1)));
+        }
+    }
+    let res = render_kind(&render::Grpc::new(), RejectionKind::from(&key_err));
+    assert_eq!(
+        res.headers()["grpc-message"],
+        "the%20request%20has%20no%20%60authorization%60%20header%20to%20key%20the%20rate%20limit%20on"
+    );
+}
+
+/// An outcome re-attached to another set is refused instead of panicking (a denial by
+/// quota 1 would index past a one-quota set).
+#[test]
+fn outcomes_refuse_a_foreign_set() {
+    let set = minute_bound();
+    let denied = deny(&set, 1);
+    let d = denied.decision(&set).expect("its own set");
+    assert_eq!(d.denied_by().map(|s| s.index()), Some(1));
+    assert!(
+        denied.decision(&set.clone()).is_some(),
+        "an equal set is its set"
+    );
+    for other in [
+        Quotas::from(Quota::per_second(4).expect("q")),
+        Quotas::claid(),
+        Quotas::clarifai(),
+    ] {
+        assert!(denied.decision(&other).is_none(), "{other:?}");
     }
 }

@@ -39,7 +39,7 @@ impl HeaderPlan {
     pub(crate) fn apply(&self, outcome: Outcome, tier: Tier, headers: &mut HeaderMap) {
         let (quotas, prepared) = self.tier(tier);
         // `prepared` was rendered from `quotas` itself: no need to compare the sets.
-        prepared.apply_prepared(&outcome.decision(quotas), headers);
+        prepared.apply_prepared(&outcome.attach(quotas), headers);
     }
 
     /// Adds the headers of a decision already in hand, made by a store against its own

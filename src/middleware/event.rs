@@ -24,7 +24,8 @@ pub enum Verdict {
     Exempt,
     /// No key could be extracted; answered per the layer's [`MissingKey`](crate::MissingKey).
     KeyMissing,
-    /// The store could not decide; answered with 413 or 503.
+    /// The store could not decide; answered by the renderer (413 for a cost that can
+    /// never fit, 503 otherwise).
     StoreError,
 }
 
@@ -40,6 +41,7 @@ pub struct DecisionEvent<'a> {
     pub(crate) tier: Tier,
     pub(crate) decision: Option<Decision<'a>>,
     pub(crate) error: Option<&'a StoreError>,
+    pub(crate) rejected: bool,
 }
 
 impl fmt::Debug for DecisionEvent<'_> {
@@ -90,10 +92,11 @@ impl<'a> DecisionEvent<'a> {
         self.decision.as_ref().map(|d| d.binding().quota().name())
     }
 
-    /// Whether the middleware answered the request itself instead of calling the inner
-    /// service.
+    /// Whether the middleware answered the request itself (through its renderer) instead
+    /// of calling the inner service: a denial, a store error, and a missing key unless the
+    /// layer lets such requests pass ([`MissingKey::Allow`](crate::MissingKey)).
     pub fn rejected(&self) -> bool {
-        matches!(self.verdict, Verdict::Denied | Verdict::StoreError)
+        self.rejected
     }
 }
 

@@ -12,7 +12,6 @@ use super::event::Verdict;
 use super::future::{Resolved, ResponseFuture};
 use super::shared::{MissingKey, Resolution, Shared};
 use crate::key::{KeyExtractor, RequestHead};
-use crate::render::{TEXT_PLAIN, response};
 use crate::store::{Check, Store, Tier};
 
 /// Rate-limits the requests of an inner service; built by
@@ -86,7 +85,7 @@ where
                 return match shared.missing {
                     MissingKey::Reject(status) => {
                         tracing::debug!(target: "tower_ratelimit", error = %e, "rate-limit key missing");
-                        ResponseFuture::rejected(response(status, TEXT_PLAIN, e.to_string()))
+                        ResponseFuture::rejected(shared.reject_missing_key(&e, status, &req))
                     }
                     // `MissingKey` is non-exhaustive; anything else passes.
                     _ => ResponseFuture::inner(self.inner.call(req), None),

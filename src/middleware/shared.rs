@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 
 use super::event::{Counters, DecisionEvent, Verdict};
 use crate::decision::Outcome;
-use crate::error::{CheckError, StoreError};
-use crate::headers::{HeaderPlan, HeaderStyle, PendingHeaders, retry_after};
+use crate::error::StoreError;
+use crate::headers::{HeaderPlan, HeaderStyle, PendingHeaders};
 use crate::interval_gate::IntervalGate;
-use crate::key::{KeyExtractor, RequestHead};
-use crate::render::{Rejection, Renderer, TEXT_PLAIN, response};
+use crate::key::{KeyError, KeyExtractor, RequestHead};
+use crate::render::{Rejection, RejectionKind, Renderer};
 use crate::store::{Store, Tier};
 
 pub(crate) type TierFn<K> = Box<dyn Fn(&K) -> Tier + Send + Sync>;
@@ -30,7 +30,9 @@ pub enum MissingKey {
     /// Pass it on unlimited (no headers). Only sensible when every request that matters
     /// has a key, e.g. anonymous traffic limited elsewhere.
     Allow,
-    /// Answer with this status and a short `text/plain` body naming what was missing.
+    /// Answer with this status, rendered by the layer's renderer as
+    /// [`RejectionKind::MissingKey`] (problem+json naming what was missing by default;
+    /// `INVALID_ARGUMENT` with [`Grpc`](crate::render)).
     Reject(http::StatusCode),
 }
 
@@ -122,6 +124,12 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         if !self.observed {
             return;
         }
+        // Every answer the middleware gives itself counts as a rejection.
+        let rejected = match verdict {
+            Verdict::Denied | Verdict::StoreError => true,
+            Verdict::KeyMissing => matches!(self.missing, MissingKey::Reject(_)),
+            _ => false,
+        };
         if let Some(c) = &self.counters {
             c.record(verdict, tier, decision.as_ref());
         }
@@ -133,6 +141,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
                 tier,
                 decision,
                 error,
+                rejected,
             });
         }
     }
@@ -147,7 +156,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         req: &Request<B>,
     ) -> Option<PendingHeaders> {
         if self.observed {
-            let decision = outcome.decision(self.store.quotas(tier));
+            let decision = outcome.attach(self.store.quotas(tier));
             let head = RequestHead::from_request(req);
             self.record(
                 Verdict::Admitted,
@@ -201,10 +210,10 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
                         "rate-limit store could not decide"
                     );
                 }
-                return Resolution::Reject(store_error_response(&e));
+                return Resolution::Reject(self.render(RejectionKind::from(&e), req));
             }
         };
-        let decision = outcome.decision(self.store.quotas(tier));
+        let decision = outcome.attach(self.store.quotas(tier));
         if decision.is_allowed() || self.shadow {
             let verdict = if decision.is_allowed() {
                 Verdict::Admitted
@@ -229,33 +238,29 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
             retry_after_ms = decision.retry_after().map_or(0, |d| d.as_millis() as u64),
             "request rate-limited"
         );
-        let mut res = self.renderer.render(&Rejection::new(
-            decision,
-            req.method(),
-            req.uri(),
-            req.headers(),
-        ));
-        let headers = res.headers_mut();
-        if let Some(v) = retry_after(&decision) {
-            headers.insert(RETRY_AFTER, v);
-        }
-        self.plan.apply_decision(&decision, tier, headers);
+        let mut res = self.render(RejectionKind::Denied(decision), req);
+        self.plan.apply_decision(&decision, tier, res.headers_mut());
         Resolution::Reject(res)
     }
-}
 
-/// Store errors: a cost that can never fit is the request's fault (413, no point in
-/// retrying); everything else is ours and temporary (503, retry in a second).
-pub(crate) fn store_error_response(e: &StoreError) -> Response<Bytes> {
-    if let StoreError::Check(CheckError::CostExceedsBurst { .. }) = e {
-        return response(StatusCode::PAYLOAD_TOO_LARGE, TEXT_PLAIN, e.to_string());
+    /// The answer to a request without a key, when the layer rejects those.
+    pub(crate) fn reject_missing_key<B>(
+        &self,
+        error: &KeyError,
+        status: http::StatusCode,
+        req: &Request<B>,
+    ) -> Response<Bytes> {
+        self.render(RejectionKind::MissingKey { error, status }, req)
     }
-    let mut res = response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        TEXT_PLAIN,
-        "rate limiter unavailable, retry later",
-    );
-    res.headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    res
+
+    /// The renderer's answer, with `Retry-After` when retrying can help.
+    fn render<B>(&self, kind: RejectionKind<'_>, req: &Request<B>) -> Response<Bytes> {
+        let rejection = Rejection::new(kind, req.method(), req.uri(), req.headers());
+        let mut res = self.renderer.render(&rejection);
+        if let Some(secs) = rejection.retry_after_secs() {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
 }

@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 
-use super::{Rejection, Renderer, push_int, push_json_str, response, write_limit_phrase};
+use super::{
+    ProblemJson, Rejection, Renderer, push_int, push_json_str, response, write_limit_phrase,
+};
 
 /// Clarifai's numeric code for `CONN_THROTTLED`.
 pub const CONN_THROTTLED_CODE: u32 = 11005;
@@ -16,7 +18,7 @@ pub const CONN_THROTTLED_CODE: u32 = 11005;
 /// Longest `x-request-id` echoed back; longer ones get a fresh id.
 const MAX_REQUEST_ID: usize = 128;
 
-/// `429` with `application/json`, shaped like Clarifai's throttling answer:
+/// A denial: `429` with `application/json`, shaped like Clarifai's throttling answer:
 ///
 /// ```json
 /// {"status":{"code":"CONN_THROTTLED","description":"Making too many requests","details":"exceeded limit of 15 requests per second","req_id":"5f0e…"}}
@@ -30,6 +32,10 @@ const MAX_REQUEST_ID: usize = 128;
 ///   characters (JSON-escaped like every string), otherwise it is a fresh id: 32
 ///   lowercase hex digits, unique within the process (a counter through a bijective
 ///   mix) and random across processes.
+///
+/// Clarifai's page documents only its throttling answer, so rejections other than a
+/// denial (a missing key, a cost that can never fit, an unavailable store) are answered
+/// as [`ProblemJson`] does.
 ///
 /// ```
 /// use tower_ratelimit::render::Clarifai;
@@ -56,6 +62,9 @@ impl Clarifai {
 
 impl Renderer for Clarifai {
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        let Some(denying) = rejection.denying() else {
+            return ProblemJson::new().render(rejection);
+        };
         // Written by hand around `serde_json`'s string escaping: one allocation.
         let mut out = Vec::with_capacity(192);
         out.extend_from_slice(br#"{"status":{"code":"#);
@@ -67,7 +76,7 @@ impl Renderer for Clarifai {
         out.extend_from_slice(
             br#","description":"Making too many requests","details":"exceeded limit of "#,
         );
-        write_limit_phrase(&mut out, rejection.denying().quota());
+        write_limit_phrase(&mut out, denying.quota());
         out.extend_from_slice(br#"","req_id":"#);
         match echoable_request_id(rejection.headers().get("x-request-id")) {
             Some(id) => push_json_str(&mut out, id),

@@ -1,16 +1,27 @@
-//! Rejection bodies: how a denied request is answered.
+//! Rejection bodies: how the middleware answers every request it does not admit.
 //!
 //! A [`Renderer`] turns a [`Rejection`] into a complete response (status, content-type,
-//! body). The middleware then adds `Retry-After` and the layer's rate-limit headers.
+//! body). A rejection is one of the [`RejectionKind`]s: a denial, a request without a
+//! key, a cost that can never fit, a store that could not decide, a full key table.
+//! Every built-in renderer answers all of them in its own protocol; the middleware then
+//! adds `Retry-After` (when [`Rejection::retry_after_secs`] has one) and, for denials,
+//! the layer's rate-limit headers.
 //!
-//! | Renderer | Status | `content-type` | Body |
-//! |---|---|---|---|
-//! | [`ProblemJson`] (default) | 429 | `application/problem+json` | RFC 9457 problem details with `violated-policies` |
-//! | [`Clarifai`] | 429 | `application/json` | `{"status":{"code":"CONN_THROTTLED",...}}` |
-//! | [`Claid`] | 429 | `application/json` | `{"detail":{"error_code":"2001",...}}` |
-//! | `Grpc` (feature `grpc`) | 200 | `application/grpc` | Trailers-Only `RESOURCE_EXHAUSTED` |
-//! | [`Text`] | 429 | `text/plain; charset=utf-8` | one line |
-//! | any `Fn(&Rejection) -> Response<Bytes>` | yours | yours | yours |
+//! | Renderer | Denied | Missing key | Cost too high | Unavailable / too many keys |
+//! |---|---|---|---|---|
+//! | [`ProblemJson`] (default) | 429 `quota-exceeded` | 400 `about:blank` | 413 `about:blank` | 503 `temporary-reduced-capacity` |
+//! | [`Clarifai`] | 429 `CONN_THROTTLED` | as [`ProblemJson`] | as [`ProblemJson`] | as [`ProblemJson`] |
+//! | [`Claid`] | 429 `"error_code":"2001"` | as [`ProblemJson`] | as [`ProblemJson`] | as [`ProblemJson`] |
+//! | `Grpc` (feature `grpc`) | `RESOURCE_EXHAUSTED` | `INVALID_ARGUMENT` | `INVALID_ARGUMENT` | `UNAVAILABLE` |
+//! | [`Text`] | 429 | 400 | 413 | 503 |
+//! | any `Fn(&Rejection) -> Response<Bytes>` | yours | yours | yours | yours |
+//!
+//! The missing-key status is the layer's [`MissingKey::Reject`](crate::MissingKey)
+//! status (400 by default); [`Rejection::status`] says which HTTP status fits each kind.
+//! The Clarifai and Claid documents define only their throttling answer, so the other
+//! kinds get RFC 9457 problem details. Answers to a store failure never carry the store's
+//! own error text (it can name internal hosts); logs and the
+//! [`on_decision`](crate::RateLimitLayerBuilder::on_decision) hook have it.
 //!
 //! ```
 //! use tower_ratelimit::{Quota, RateLimiter, clock::ManualClock, render::{Rejection, Renderer, Text}};
@@ -25,11 +36,38 @@
 //! assert_eq!(res.body().as_ref(), b"Too Many Requests: exceeded limit of 1 request per second; retry after 1 s\n");
 //! # Ok(()) }
 //! ```
+//!
+//! A closure renderer sees every kind:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::Response;
+//! use tower_ratelimit::render::{Rejection, RejectionKind, Renderer};
+//! let renderer = |r: &Rejection<'_>| {
+//!     let body = match r.kind() {
+//!         RejectionKind::Denied(d) => format!("slow down ({} ms)", d.retry_after().unwrap_or_default().as_millis()),
+//!         RejectionKind::MissingKey { .. } => "who are you?".to_owned(),
+//!         _ => "try again later".to_owned(),
+//!     };
+//!     let mut res = Response::new(Bytes::from(body));
+//!     *res.status_mut() = r.status();
+//!     res
+//! };
+//! let err = tower_ratelimit::StoreError::Timeout;
+//! let req = http::Request::new(());
+//! let res = renderer.render(&Rejection::new(&err, req.method(), req.uri(), req.headers()));
+//! assert_eq!(res.status(), 503);
+//! assert_eq!(res.body().as_ref(), b"try again later");
+//! ```
+
+use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Response, Uri};
+use http::{HeaderMap, Method, Response, StatusCode, Uri};
 
 use crate::decision::{Decision, QuotaState};
+use crate::error::{CheckError, StoreError};
+use crate::key::KeyError;
 use crate::quota::Quota;
 
 mod claid;
@@ -43,37 +81,127 @@ pub use claid::Claid;
 pub use clarifai::{CONN_THROTTLED_CODE, Clarifai};
 #[cfg(feature = "grpc")]
 pub use grpc::Grpc;
-pub use problem_json::{ProblemJson, QUOTA_EXCEEDED_TYPE};
+pub use problem_json::{ProblemJson, QUOTA_EXCEEDED_TYPE, TEMPORARY_REDUCED_CAPACITY_TYPE};
 pub use text::Text;
 
-/// What a renderer sees of a denied request.
+/// Why the middleware answered a request itself.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum RejectionKind<'a> {
+    /// The quotas refused the request (HTTP 429).
+    Denied(Decision<'a>),
+    /// No key could be extracted and the layer rejects such requests
+    /// ([`MissingKey::Reject`](crate::MissingKey)) with `status`.
+    MissingKey {
+        /// Why the key is missing.
+        error: &'a KeyError,
+        /// The status the layer is configured to answer with (400 by default).
+        status: StatusCode,
+    },
+    /// The request's cost exceeds the smallest burst of its quotas: no amount of waiting
+    /// admits it (HTTP 413; retrying is pointless).
+    CostTooHigh {
+        /// The cost asked for.
+        cost: u32,
+        /// The largest cost the quotas can ever admit.
+        max: u32,
+    },
+    /// The store could not decide (Redis down or slow, say; HTTP 503, retry later).
+    Unavailable(&'a StoreError),
+    /// A keyed limiter tracks its maximum number of keys and none has expired yet
+    /// (HTTP 503, retry later).
+    TooManyKeys {
+        /// The configured maximum.
+        max_keys: usize,
+    },
+}
+
+impl<'a> From<Decision<'a>> for RejectionKind<'a> {
+    fn from(d: Decision<'a>) -> Self {
+        RejectionKind::Denied(d)
+    }
+}
+
+impl<'a> From<&'a StoreError> for RejectionKind<'a> {
+    /// A store error as the client should see it: a cost that can never fit and a full
+    /// key table keep their own kinds, everything else is [`RejectionKind::Unavailable`].
+    fn from(e: &'a StoreError) -> Self {
+        match e {
+            StoreError::Check(CheckError::CostExceedsBurst { cost, max_cost }) => {
+                RejectionKind::CostTooHigh {
+                    cost: *cost,
+                    max: *max_cost,
+                }
+            }
+            StoreError::Check(CheckError::TooManyKeys { max_keys }) => RejectionKind::TooManyKeys {
+                max_keys: *max_keys,
+            },
+            _ => RejectionKind::Unavailable(e),
+        }
+    }
+}
+
+impl<'a> From<&'a KeyError> for RejectionKind<'a> {
+    /// A missing key answered with 400 Bad Request.
+    fn from(error: &'a KeyError) -> Self {
+        RejectionKind::MissingKey {
+            error,
+            status: StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// What a renderer sees of a request the middleware answers itself.
 #[derive(Debug)]
 pub struct Rejection<'a> {
-    decision: Decision<'a>,
+    kind: RejectionKind<'a>,
     method: &'a Method,
     uri: &'a Uri,
     headers: &'a HeaderMap,
 }
 
 impl<'a> Rejection<'a> {
-    /// Bundles a denial with the request it denied.
+    /// Bundles why the request is answered (a [`Decision`], a [`&StoreError`](StoreError),
+    /// a [`&KeyError`](KeyError) or any [`RejectionKind`]) with the request.
     pub fn new(
-        decision: Decision<'a>,
+        kind: impl Into<RejectionKind<'a>>,
         method: &'a Method,
         uri: &'a Uri,
         headers: &'a HeaderMap,
     ) -> Self {
         Rejection {
-            decision,
+            kind: kind.into(),
             method,
             uri,
             headers,
         }
     }
 
-    /// The denial.
-    pub fn decision(&self) -> &Decision<'a> {
-        &self.decision
+    /// Why the request is answered.
+    pub fn kind(&self) -> &RejectionKind<'a> {
+        &self.kind
+    }
+
+    /// The HTTP status that fits: 429 for a denial, the layer's status for a missing key
+    /// (400 by default), 413 for a cost that can never fit, 503 for an unavailable store
+    /// or a full key table.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            RejectionKind::Denied(_) => StatusCode::TOO_MANY_REQUESTS,
+            RejectionKind::MissingKey { status, .. } => status,
+            RejectionKind::CostTooHigh { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RejectionKind::Unavailable(_) | RejectionKind::TooManyKeys { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// The denial, for [`RejectionKind::Denied`].
+    pub fn decision(&self) -> Option<&Decision<'a>> {
+        match &self.kind {
+            RejectionKind::Denied(d) => Some(d),
+            _ => None,
+        }
     }
 
     /// The request method.
@@ -91,31 +219,91 @@ impl<'a> Rejection<'a> {
         self.headers
     }
 
-    /// The policy that refused the request (the binding one if the decision admitted it,
-    /// so a renderer never has to handle "no policy").
-    pub fn denying(&self) -> QuotaState<'a> {
-        self.decision
-            .denied_by()
-            .unwrap_or_else(|| self.decision.binding())
+    /// For a denial, the policy that refused the request (the binding one if the
+    /// decision admitted it, so a renderer of a denial never has to handle "no policy").
+    pub fn denying(&self) -> Option<QuotaState<'a>> {
+        self.decision()
+            .map(|d| d.denied_by().unwrap_or_else(|| d.binding()))
     }
 
-    /// Every policy that would refuse this request now (fewer remaining than its cost),
-    /// in the set's order; never empty.
+    /// For a denial, every policy that would refuse this request now (fewer remaining
+    /// than its cost), in the set's order, never empty; for other kinds, nothing.
     pub fn violated(&self) -> impl Iterator<Item = QuotaState<'a>> + '_ {
-        let denying = self.denying().index();
-        let cost = u64::from(self.decision.cost());
-        self.decision
-            .states()
-            .filter(move |s| s.index() == denying || s.remaining() < cost)
+        let denying = self.denying().map(|s| s.index());
+        let cost = self.decision().map_or(0, |d| u64::from(d.cost()));
+        self.decision()
+            .into_iter()
+            .flat_map(|d| d.states())
+            .filter(move |s| Some(s.index()) == denying || s.remaining() < cost)
     }
 
-    /// `Retry-After` in whole seconds (rounded up, at least 1), as the headers say it.
-    pub fn retry_after_secs(&self) -> u64 {
-        crate::headers::retry_secs(self.decision.retry_after().unwrap_or_default())
+    /// `Retry-After` in whole seconds, as the middleware sends it: for a denial the wait
+    /// rounded up (at least 1), for an unavailable store or a full key table 1, and
+    /// `None` when retrying the same request cannot help (missing key, cost too high).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match &self.kind {
+            RejectionKind::Denied(d) => Some(crate::headers::retry_secs(
+                d.retry_after().unwrap_or_default(),
+            )),
+            RejectionKind::Unavailable(_) | RejectionKind::TooManyKeys { .. } => Some(1),
+            RejectionKind::MissingKey { .. } | RejectionKind::CostTooHigh { .. } => None,
+        }
+    }
+
+    /// One sentence for people: "exceeded limit of 4 requests per second; retry after
+    /// 1 s", "the request has no `authorization` header to key the rate limit on",
+    /// "request cost 9 exceeds the largest the rate limit can ever admit (4)", "rate
+    /// limiter unavailable, retry later". Built-in renderers use it as their detail.
+    pub fn detail(&self) -> impl fmt::Display + '_ {
+        Detail(self)
+    }
+
+    /// [`Rejection::detail`] appended to `out`.
+    pub(crate) fn write_detail(&self, out: &mut Vec<u8>) {
+        match &self.kind {
+            RejectionKind::Denied(_) => {
+                out.extend_from_slice(b"exceeded limit of ");
+                if let Some(s) = self.denying() {
+                    write_limit_phrase(out, s.quota());
+                }
+                out.extend_from_slice(b"; retry after ");
+                push_int(out, self.retry_after_secs().unwrap_or(1));
+                out.extend_from_slice(b" s");
+            }
+            RejectionKind::MissingKey { error, .. } => {
+                use std::io::Write;
+                // Writing into a `Vec` cannot fail.
+                let _ = write!(out, "{error}");
+            }
+            RejectionKind::CostTooHigh { cost, max } => {
+                out.extend_from_slice(b"request cost ");
+                push_int(out, u64::from(*cost));
+                out.extend_from_slice(b" exceeds the largest the rate limit can ever admit (");
+                push_int(out, u64::from(*max));
+                out.push(b')');
+            }
+            RejectionKind::Unavailable(_) => {
+                out.extend_from_slice(b"rate limiter unavailable, retry later");
+            }
+            RejectionKind::TooManyKeys { .. } => {
+                out.extend_from_slice(b"rate limiter is tracking too many clients, retry later");
+            }
+        }
     }
 }
 
-/// Renders the answer to a denied request.
+struct Detail<'r, 'a>(&'r Rejection<'a>);
+
+impl fmt::Display for Detail<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::with_capacity(96);
+        self.0.write_detail(&mut out);
+        f.write_str(&String::from_utf8_lossy(&out))
+    }
+}
+
+/// Renders the answer to a request the middleware does not admit (see
+/// [`RejectionKind`]).
 pub trait Renderer: Send + Sync + 'static {
     /// The full response: status, `content-type`, body.
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes>;
@@ -127,6 +315,15 @@ where
 {
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
         self(rejection)
+    }
+}
+
+/// The phrase RFC 9110 recommends for `status` (RFC 9457's `title` for `about:blank`).
+pub(crate) fn status_title(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        // RFC 9110 renamed it from "Payload Too Large".
+        413 => "Content Too Large",
+        _ => status.canonical_reason().unwrap_or("Error"),
     }
 }
 

@@ -1,12 +1,17 @@
 //! A one-line plain-text rejection.
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::Response;
 
-use super::{Rejection, Renderer, TEXT_PLAIN, push_int, response, write_limit_phrase};
+use super::{Rejection, Renderer, TEXT_PLAIN, response, status_title};
 
-/// `429` with `text/plain; charset=utf-8` and one line, e.g.
-/// `Too Many Requests: exceeded limit of 4 requests per second; retry after 1 s`.
+/// `text/plain; charset=utf-8` and one line, the status phrase and the
+/// [detail](Rejection::detail), with the [status](Rejection::status) of the rejection:
+///
+/// * `429`: `Too Many Requests: exceeded limit of 4 requests per second; retry after 1 s`
+/// * `400`: ``Bad Request: the request has no `authorization` header to key the rate limit on``
+/// * `413`: `Content Too Large: request cost 9 exceeds the largest the rate limit can ever admit (4)`
+/// * `503`: `Service Unavailable: rate limiter unavailable, retry later`
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Text {
     _private: (),
@@ -21,12 +26,12 @@ impl Text {
 
 impl Renderer for Text {
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        let status = rejection.status();
         let mut out = Vec::with_capacity(96);
-        out.extend_from_slice(b"Too Many Requests: exceeded limit of ");
-        write_limit_phrase(&mut out, rejection.denying().quota());
-        out.extend_from_slice(b"; retry after ");
-        push_int(&mut out, rejection.retry_after_secs());
-        out.extend_from_slice(b" s\n");
-        response(StatusCode::TOO_MANY_REQUESTS, TEXT_PLAIN, out)
+        out.extend_from_slice(status_title(status).as_bytes());
+        out.extend_from_slice(b": ");
+        rejection.write_detail(&mut out);
+        out.push(b'\n');
+        response(status, TEXT_PLAIN, out)
     }
 }

@@ -336,7 +336,8 @@ where
 /// let store = MemoryStore::new(Tiers::new(Quotas::claid()).with(Quota::per_second(40)?));
 /// let Check::Ready(Ok(outcome)) = store.check(&"free-user", Tier(0), 1) else { unreachable!() };
 /// assert!(outcome.is_allowed());
-/// assert_eq!(outcome.decision(store.quotas(Tier(0))).binding().remaining(), 3);
+/// let decision = outcome.decision(store.quotas(Tier(0))).expect("the store's own set");
+/// assert_eq!(decision.binding().remaining(), 3);
 /// # Ok(()) }
 /// ```
 pub struct MemoryStore<K, C = DefaultClock> {

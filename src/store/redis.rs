@@ -45,9 +45,11 @@
 //! **microseconds** since the Unix epoch (nanoseconds would not fit). Emission intervals
 //! are rounded **up** to whole microseconds, so the store never admits more than
 //! configured; a quota whose interval is a whole number of microseconds (`1000/s`,
-//! `4/s`, `120/min`, ...) behaves exactly as in memory. Results are converted to the
-//! set's unit ([`Quotas::resolution`](crate::Quotas::resolution)), rounding TATs and
-//! waits up.
+//! `4/s`, `120/min`, ...) behaves exactly as in memory. The store's own
+//! [`tiers`](crate::store::Store::tiers) carry the rounded intervals, so the headers'
+//! `remaining` is what Redis would admit (3/s: an interval of 333 334 µs). Results are
+//! converted to the set's unit ([`Quotas::resolution`](crate::Quotas::resolution)),
+//! rounding TATs and waits up.
 //!
 //! # Failures
 //!
@@ -158,6 +160,19 @@ impl TierScript {
     }
 }
 
+/// `tiers` with every emission interval rounded up to whole microseconds (a set that
+/// would no longer fit keeps its own intervals; the script rounds those itself).
+fn micros_tiers(tiers: &Tiers) -> Tiers {
+    let mut sets = tiers
+        .iter()
+        .map(|q| q.rounded_to_micros().unwrap_or_else(|| q.clone()));
+    let mut out = Tiers::new(sets.next().unwrap_or_else(|| tiers.default_set().clone()));
+    for q in sets {
+        out = out.with(q);
+    }
+    out
+}
+
 /// Counters of what a store has done since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -187,7 +202,11 @@ impl RedisStore {
         RedisStoreBuilder::new(tiers.into())
     }
 
-    fn from_parts(b: RedisStoreBuilder, conn: Connection) -> Self {
+    fn from_parts(mut b: RedisStoreBuilder, conn: Connection) -> Self {
+        // The script counts in whole microseconds: decisions, headers and the local
+        // fallback all use the intervals it enforces, so `remaining` says what Redis
+        // would admit.
+        b.tiers = micros_tiers(&b.tiers);
         let scripts = b.tiers.iter().map(TierScript::new).collect();
         let local =
             (b.policy == FailurePolicy::FallbackLocal).then(|| MemoryStore::new(b.tiers.clone()));
@@ -359,7 +378,7 @@ impl Inner {
                 for (tat, p) in tats.iter_mut().zip(quotas.params()) {
                     *tat = u64::from(cost) * p.t;
                 }
-                Ok(Outcome::new(0, tats, cost, None))
+                Ok(Outcome::new(quotas, 0, tats, cost, None))
             }
             FailurePolicy::FailClosed => Err(e),
             FailurePolicy::FallbackLocal => match &self.local {
@@ -432,5 +451,59 @@ impl<K: fmt::Display> Store<K> for RedisStore {
 
     fn tiers(&self) -> &Tiers {
         &self.inner.tiers
+    }
+}
+
+/// A Redis reply through the checks and conversion the store applies to the script's
+/// answer, for sets of one to four quotas (the fuzz targets' entry point): malformed
+/// replies are errors, well-formed ones give decisions whose numbers stay in range and
+/// whose headers render.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_reply(value: &::redis::Value) {
+    use crate::headers::HeaderStyle;
+    use std::time::Duration;
+
+    let q = |n: u32, secs: u64| crate::Quota::new(n, Duration::from_secs(secs)).ok();
+    let sets = [
+        q(3, 1).map(Quotas::from),
+        Some(Quotas::claid()),
+        q(10, 1)
+            .zip(q(100, 60))
+            .zip(q(1000, 3600))
+            .and_then(|((a, b), c)| Quotas::new([a, b, c]).ok()),
+        q(5, 1)
+            .zip(q(50, 60))
+            .zip(q(500, 3600))
+            .zip(q(5000, 86_400))
+            .and_then(|(((a, b), c), d)| Quotas::new([a, b, c, d]).ok()),
+    ];
+    for set in sets.into_iter().flatten() {
+        let set = set.rounded_to_micros().unwrap_or(set);
+        let Ok(reply) = parse_reply(value, set.len()) else {
+            continue;
+        };
+        let o = outcome_from_us(
+            &set,
+            reply.now_us,
+            &reply.tats_us[..set.len()],
+            1,
+            reply.denied,
+        );
+        let d = o.attach(&set);
+        assert_eq!(d.is_allowed(), reply.denied.is_none());
+        for s in d.states() {
+            assert!(s.remaining() <= u64::from(s.quota().burst()));
+        }
+        let _ = (d.binding(), d.retry_after(), d.denied_by());
+        for style in [
+            HeaderStyle::Ietf,
+            HeaderStyle::Draft03,
+            HeaderStyle::Draft03Claid,
+            HeaderStyle::XRateLimit,
+        ] {
+            let mut h = http::HeaderMap::new();
+            style.apply(&d, &mut h);
+        }
+        let _ = crate::headers::retry_after(&d);
     }
 }

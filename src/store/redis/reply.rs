@@ -30,6 +30,7 @@ pub(super) fn outcome_from_us(
         };
     }
     Outcome::new(
+        quotas,
         now,
         tats,
         cost,
@@ -100,7 +101,7 @@ mod tests {
         assert!(set.resolution() > Duration::from_micros(1));
         let now = 1_763_000_000_123_457;
         let tats = [now + 900_000_000, now + 720_000_000];
-        let o = outcome_from_us(&set, now, &tats, 1, None).decision(&set);
+        let o = outcome_from_us(&set, now, &tats, 1, None).attach(&set);
         let remaining: Vec<u64> = o.states().map(|s| s.remaining()).collect();
         assert_eq!(remaining, [3, 119], "one request used, not two");
     }
