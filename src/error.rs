@@ -23,6 +23,15 @@ pub enum CheckError {
         /// The configured maximum.
         max_keys: usize,
     },
+    /// The tier resolver returned a tier the store does not have: a configuration
+    /// error, answered `500` by the middleware (never a silent fall-back to the default
+    /// set).
+    UnknownTier {
+        /// The index asked for.
+        tier: usize,
+        /// How many tiers the store has.
+        tiers: usize,
+    },
 }
 
 impl fmt::Display for CheckError {
@@ -36,6 +45,10 @@ impl fmt::Display for CheckError {
             Self::TooManyKeys { max_keys } => write!(
                 f,
                 "the limiter already tracks its maximum of {max_keys} keys"
+            ),
+            Self::UnknownTier { tier, tiers } => write!(
+                f,
+                "tier {tier} does not exist (the store has {tiers}); check the tier resolver"
             ),
         }
     }

@@ -85,5 +85,5 @@ pub use service::RateLimit;
 
 pub use decision::{Decision, Outcome, QuotaState};
 pub use error::{CheckError, StoreError};
-pub use quota::{Quota, QuotaError, Quotas};
+pub use quota::{ParseQuotaError, Quota, QuotaError, Quotas};
 pub use store::memory::{KeyedRateLimiter, RateLimiter};

@@ -393,9 +393,11 @@ where
         self
     }
 
-    /// The limiter of `tier` (the default tier's if unknown); keyed stores only.
-    fn limiter(&self, tier: Tier) -> &KeyedRateLimiter<K, C> {
-        self.limiters.get(tier.0).unwrap_or(&self.limiters[0])
+    fn unknown(&self, tier: Tier) -> StoreError {
+        StoreError::Check(CheckError::UnknownTier {
+            tier: tier.0,
+            tiers: self.tiers.len(),
+        })
     }
 }
 
@@ -410,7 +412,9 @@ where
     fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<Self::Future> {
         // Every value of a zero-sized key is the same key.
         if size_of::<K>() == 0 {
-            let direct = self.direct.get(tier.0).unwrap_or(&self.direct[0]);
+            let Some(direct) = self.direct.get(tier.0) else {
+                return Check::Ready(Err(self.unknown(tier)));
+            };
             return Check::Ready(
                 direct
                     .check_n(cost)
@@ -418,8 +422,11 @@ where
                     .map_err(StoreError::from),
             );
         }
+        let Some(limiter) = self.limiters.get(tier.0) else {
+            return Check::Ready(Err(self.unknown(tier)));
+        };
         Check::Ready(
-            self.limiter(tier)
+            limiter
                 .check_key_n(key, cost)
                 .map(|d| d.outcome())
                 .map_err(StoreError::from),

@@ -69,7 +69,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use crate::decision::Outcome;
-use crate::error::StoreError;
+use crate::error::{CheckError, StoreError};
 use crate::quota::{MAX_QUOTAS, Params, Quotas};
 use crate::store::memory::MemoryStore;
 use crate::store::{Check, Store, Tier, Tiers};
@@ -205,7 +205,7 @@ impl RedisStore {
     /// The Redis key holding quota `quota` of `key` in `tier`:
     /// `{prefix}{tier:key}:quota`. For inspection and tests; the store builds it itself.
     pub fn redis_key(&self, key: &impl fmt::Display, tier: Tier, quota: usize) -> String {
-        let mut s = self.inner.stem(key, self.inner.tier_index(tier));
+        let mut s = self.inner.stem(key, tier.0);
         let _ = write!(s, ":{quota}");
         s
     }
@@ -241,7 +241,7 @@ impl RedisStore {
         cost: u32,
         now_us: u64,
     ) -> Result<Outcome, StoreError> {
-        let t = self.inner.tier_index(tier);
+        let t = self.inner.tier_index(tier)?;
         self.inner.quotas(t).check_cost(cost)?;
         let stem = self.inner.stem(key, t);
         let reply = self.inner.call(&stem, t, cost, Some(now_us)).await?;
@@ -250,8 +250,8 @@ impl RedisStore {
 }
 
 impl Inner {
-    fn tier_index(&self, tier: Tier) -> usize {
-        if tier.0 < self.tiers.len() { tier.0 } else { 0 }
+    fn tier_index(&self, tier: Tier) -> Result<usize, CheckError> {
+        self.tiers.resolve(tier).map(|_| tier.0)
     }
 
     fn quotas(&self, t: usize) -> &Quotas {
@@ -402,7 +402,10 @@ impl<K: fmt::Display> Store<K> for RedisStore {
 
     fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<RedisCheck> {
         let inner = &self.inner;
-        let t = inner.tier_index(tier);
+        let t = match inner.tier_index(tier) {
+            Ok(t) => t,
+            Err(e) => return Check::Ready(Err(e.into())),
+        };
         if let Err(e) = inner.quotas(t).check_cost(cost) {
             return Check::Ready(Err(e.into()));
         }
