@@ -16,6 +16,8 @@ use crate::quota::Quotas;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "serde")]
+mod serde;
 mod table;
 
 /// A handle on one quota set of a [`Tiers`] table: the default set or a named plan.
