@@ -40,6 +40,9 @@ pub struct Outcome {
     /// Every quota's TAT after the decision (unchanged when denied), in the set's unit.
     tats: [u64; MAX_QUOTAS],
     cost: u32,
+    /// The store's configuration generation the decision was made under (see
+    /// [`Store::tiers_of`](crate::store::Store::tiers_of)); 0 until a reload.
+    generation: u32,
     /// `(quota index, wait in units)` when denied.
     denied: Option<(u8, u64)>,
 }
@@ -56,6 +59,7 @@ impl Outcome {
             now,
             tats,
             cost,
+            generation: 0,
             // MAX_QUOTAS is far below 256.
             denied: denied.map(|(i, w)| (i as u8, w)),
         }
@@ -65,6 +69,20 @@ impl Outcome {
     #[inline]
     pub fn is_allowed(&self) -> bool {
         self.denied.is_none()
+    }
+
+    /// The configuration generation of the store that decided (0 until its first
+    /// reload): re-attach the outcome to that generation's quota set,
+    /// [`Store::tiers_of`](crate::store::Store::tiers_of)`(generation)`.
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    #[inline]
+    pub(crate) fn in_generation(mut self, generation: u32) -> Self {
+        self.generation = generation;
+        self
     }
 
     /// Re-attaches the quota set the outcome was decided against.

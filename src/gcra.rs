@@ -78,15 +78,23 @@ pub(crate) fn carry_over(
     at_ns: u64,
 ) -> [u64; MAX_QUOTAS] {
     let old_now = at_ns >> old.shift;
-    let level_ns = |i: usize| tats[i].saturating_sub(old_now).saturating_mul(1 << old.shift);
+    let level_ns = |i: usize| {
+        tats[i]
+            .saturating_sub(old_now)
+            .saturating_mul(1 << old.shift)
+    };
     let largest = (0..old.len()).map(level_ns).max().unwrap_or(0);
     let new_now = at_ns >> new.shift;
     let mut out = [0u64; MAX_QUOTAS];
     for (j, (q, p)) in new.iter().zip(new.params()).enumerate() {
         // The same position first, so sets that repeat a name keep their order.
         let same = old.get(j).is_some_and(|o| o.name() == q.name());
-        let level = if same { Some(j) } else { old.iter().position(|o| o.name() == q.name()) }
-            .map_or(largest, level_ns);
+        let level = if same {
+            Some(j)
+        } else {
+            old.iter().position(|o| o.name() == q.name())
+        }
+        .map_or(largest, level_ns);
         // Rounded up to the new unit: a carried level never shrinks by rounding.
         let level = level.div_ceil(1 << new.shift).min(p.cap);
         out[j] = new_now + level;

@@ -84,6 +84,6 @@ pub use layer::{KeyLog, MissingKey, RateLimitLayer};
 pub use service::RateLimit;
 
 pub use decision::{Decision, Outcome, QuotaState};
-pub use error::{CheckError, StoreError};
+pub use error::{CheckError, ReloadError, StoreError};
 pub use quota::{ParseQuotaError, Quota, QuotaError, Quotas};
 pub use store::memory::{KeyedRateLimiter, RateLimiter};

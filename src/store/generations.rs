@@ -88,7 +88,10 @@ mod tests {
             gens.publish(g);
         }
         assert_eq!(gens.push(7), Err(7), "bounded");
-        assert_eq!(gens.current(), ((MAX_GENERATIONS - 1) as u32, &(MAX_GENERATIONS - 1)));
+        assert_eq!(
+            gens.current(),
+            ((MAX_GENERATIONS - 1) as u32, &(MAX_GENERATIONS - 1))
+        );
         assert_eq!(gens.get(5), Some(&5));
         assert_eq!(gens.get(MAX_GENERATIONS as u32), None);
     }

@@ -10,9 +10,12 @@ use std::fmt;
 use std::future::Future;
 
 use crate::decision::Outcome;
-use crate::error::{CheckError, StoreError};
-use crate::quota::Quotas;
+use crate::error::{CheckError, ReloadError, StoreError};
 
+use crate::quota::Quotas;
+pub use generations::MAX_GENERATIONS;
+
+mod generations;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -137,6 +140,31 @@ impl Tiers {
             .map(|(i, (n, q))| (Tier(i), &**n, q))
     }
 
+    /// `new`, reordered so that every plan of `self` keeps its index (tier handles stay
+    /// valid across a reload); plans only in `new` come after, in `new`'s order.
+    pub(crate) fn successor(&self, new: Tiers) -> Result<Tiers, ReloadError> {
+        let mut out = Tiers {
+            sets: Vec::with_capacity(new.len()),
+            names: Vec::with_capacity(new.len()),
+        };
+        for name in &self.names {
+            let i = new
+                .names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| ReloadError::PlanRemoved(name.to_string()))?;
+            out.names.push(name.clone());
+            out.sets.push(new.sets[i].clone());
+        }
+        for (name, set) in new.names.iter().zip(&new.sets) {
+            if !out.names.contains(name) {
+                out.names.push(name.clone());
+                out.sets.push(set.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// The quota set of `tier`, or the error a check against an unknown tier gives.
     pub(crate) fn resolve(&self, tier: Tier) -> Result<&Quotas, CheckError> {
         self.sets.get(tier.0).ok_or(CheckError::UnknownTier {
@@ -172,8 +200,25 @@ pub trait Store<K>: Send + Sync + 'static {
     /// error ([`CheckError::UnknownTier`]).
     fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<Self::Future>;
 
-    /// The quota sets this store enforces.
+    /// The quota sets this store enforces now.
     fn tiers(&self) -> &Tiers;
+
+    /// The quota sets of configuration generation `generation` (see
+    /// [`Outcome::generation`]): what an outcome is re-attached to, so headers describe
+    /// the set that decided even if the store was reloaded since. Stores that never
+    /// reload keep the default, [`tiers`](Self::tiers).
+    fn tiers_of(&self, generation: u32) -> &Tiers {
+        let _ = generation;
+        self.tiers()
+    }
+
+    /// Replaces the quota sets while requests flow, keeping every key's standing (see
+    /// [`MemoryStore::reload`](memory::MemoryStore::reload)). Stores that cannot keep the
+    /// default, [`ReloadError::Unsupported`].
+    fn reload(&self, tiers: Tiers) -> Result<(), ReloadError> {
+        let _ = tiers;
+        Err(ReloadError::Unsupported)
+    }
 
     /// The quota set of `tier`. Only called with a tier the store decided a request
     /// against (so a known one); the default set otherwise.

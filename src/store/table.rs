@@ -20,9 +20,21 @@
 //! fingerprint, a used one the cell's frozen bit) and copies its state into the new one;
 //! any thread that meets a frozen slot helps copy it and moves on to the new table, so no
 //! update is lost and nobody waits for the resizer.
+//!
+//! # Retirement (live reconfiguration)
+//!
+//! When the quota sets change, the store starts a new table for the new generation and
+//! *retires* the old one: no resize starts after that (one in progress is waited out, so
+//! every state sits in the chain's last table), then every slot is frozen, key by key, as
+//! the new generation takes the states over. A request still working on the retired table
+//! that meets a frozen slot gets [`Retired`] and starts again in the current generation:
+//! each key's decisions are all under the old set, then all under the new one.
 
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    Ordering::SeqCst, fence,
+};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -55,10 +67,25 @@ struct Table<C> {
     migrated: AtomicBool,
     /// Live keys of the whole table chain (shared), to size the next table by.
     live: Arc<AtomicUsize>,
+    /// Retirement state of the whole chain (shared).
+    chain: Arc<Chain>,
 }
 
+/// What every table of one chain shares about its retirement.
+#[derive(Default)]
+struct Chain {
+    /// Set once the chain's generation is replaced: no table grows after that.
+    retired: AtomicBool,
+    /// Resizes creating and filling a table right now.
+    growing: AtomicUsize,
+}
+
+/// The table belongs to a replaced generation: start again in the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retired;
+
 impl<C: Cell> Table<C> {
-    fn new(capacity: usize, live: Arc<AtomicUsize>) -> Self {
+    fn new(capacity: usize, live: Arc<AtomicUsize>, chain: Arc<Chain>) -> Self {
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
         Table {
             slots: (0..capacity).map(|_| Slot::default()).collect(),
@@ -67,6 +94,7 @@ impl<C: Cell> Table<C> {
             next: OnceLock::new(),
             migrated: AtomicBool::new(false),
             live,
+            chain,
         }
     }
 
@@ -130,6 +158,10 @@ fn carry<C: Cell>(mut to: &Table<C>, fp: u64, word: C::Word) {
         {
             return;
         }
+        // A retired chain grows no more; its states were all carried before it retired.
+        if to.chain.retired.load(SeqCst) {
+            return;
+        }
         // `to` is itself being migrated (its slot or table froze before the state could
         // land): the copy must go further on.
         to = match to.next.get() {
@@ -156,10 +188,17 @@ fn migrate_slot<C: Cell>(slot: &Slot<C>, next: &Table<C>) {
     }
 }
 
-/// Starts (or joins) the migration of `t` into a larger table; returns the new table.
+/// Starts (or joins) the migration of `t` into a larger table; returns the new table
+/// (`t` itself once the chain is retired: it grows no more).
 fn grow<C: Cell>(t: &Table<C>) -> &Table<C> {
     if let Some(next) = t.next.get() {
         return next;
+    }
+    // Paired with `retire`: either this resize sees the flag, or `retire` waits for it.
+    t.chain.growing.fetch_add(1, SeqCst);
+    if t.chain.retired.load(SeqCst) {
+        t.chain.growing.fetch_sub(1, SeqCst);
+        return t;
     }
     // Sized by live keys, not claimed slots: tombstones are dropped by the copy, so
     // churn through many short-lived keys cannot grow the table without bound.
@@ -167,7 +206,11 @@ fn grow<C: Cell>(t: &Table<C>) -> &Table<C> {
     let mut created = false;
     let next = t.next.get_or_init(|| {
         created = true;
-        Arc::new(Table::new(live.saturating_mul(2), t.live.clone()))
+        Arc::new(Table::new(
+            live.saturating_mul(2),
+            t.live.clone(),
+            t.chain.clone(),
+        ))
     });
     if created {
         for slot in t.slots.iter() {
@@ -175,7 +218,23 @@ fn grow<C: Cell>(t: &Table<C>) -> &Table<C> {
         }
         t.migrated.store(true, Relaxed);
     }
+    t.chain.growing.fetch_sub(1, SeqCst);
     next
+}
+
+/// Freezes one slot for good (retirement); returns the state it held, if any.
+fn freeze_slot<C: Cell>(slot: &Slot<C>) -> Option<(u64, C::Word)> {
+    let mut fp = slot.fp.load(Relaxed);
+    if fp == FREE {
+        match slot.fp.compare_exchange(FREE, FROZEN_FP, Relaxed, Relaxed) {
+            Ok(_) => return None,
+            Err(actual) => fp = actual,
+        }
+    }
+    if fp == FROZEN_FP {
+        return None;
+    }
+    slot.cell.freeze().map(|w| (fp, w))
 }
 
 /// The table of cells, with its hasher and live-key count.
@@ -183,37 +242,115 @@ pub(crate) struct CellTable<C> {
     current: ArcSwap<Table<C>>,
     hasher: RandomState,
     live: Arc<AtomicUsize>,
+    chain: Arc<Chain>,
 }
 
 impl<C: Cell> CellTable<C> {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::with_hasher(RandomState::new())
+    }
+
+    /// A table fingerprinting keys as `hasher` does: a successor generation shares its
+    /// predecessor's hasher so states can be carried by fingerprint.
+    pub(crate) fn with_hasher(hasher: RandomState) -> Self {
         let live = Arc::new(AtomicUsize::new(0));
+        let chain = Arc::new(Chain::default());
         CellTable {
-            current: ArcSwap::from_pointee(Table::new(MIN_CAPACITY, live.clone())),
-            hasher: RandomState::new(),
+            current: ArcSwap::from_pointee(Table::new(MIN_CAPACITY, live.clone(), chain.clone())),
+            hasher,
             live,
+            chain,
+        }
+    }
+
+    pub(crate) fn hasher(&self) -> &RandomState {
+        &self.hasher
+    }
+
+    /// Stops all growth; returns once no resize is in progress (so every state is in the
+    /// chain's last table). Slots are frozen afterwards, by [`take`](Self::take) and
+    /// [`drain`](Self::drain).
+    pub(crate) fn retire(&self) {
+        self.chain.retired.store(true, SeqCst);
+        while self.chain.growing.load(SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+    }
+
+    fn last(&self) -> Arc<Table<C>> {
+        let mut table = self.current.load_full();
+        while let Some(next) = table.next.get().cloned() {
+            table = next;
+        }
+        table
+    }
+
+    /// Freezes the slot of `fp` in a retired table (claiming it first if absent, so a
+    /// late request cannot create it), and returns the state it held.
+    pub(crate) fn take(&self, fp: u64) -> Option<C::Word> {
+        debug_assert!(self.chain.retired.load(Relaxed));
+        let table = self.last();
+        let slot = table.find_or_claim(fp).ok()?;
+        // A request that meets this frozen slot must also see that the chain is retired.
+        fence(Release);
+        slot.cell.freeze()
+    }
+
+    /// Freezes every slot of a retired table, handing each held state to `f`.
+    pub(crate) fn drain(&self, mut f: impl FnMut(u64, C::Word)) {
+        debug_assert!(self.chain.retired.load(Relaxed));
+        let mut table = self.current.load_full();
+        // A request that meets a slot frozen here must also see that the chain is retired.
+        fence(Release);
+        loop {
+            for slot in table.slots.iter() {
+                if let Some((fp, word)) = freeze_slot(slot) {
+                    f(fp, word);
+                }
+            }
+            match table.next.get().cloned() {
+                Some(next) => table = next,
+                None => break,
+            }
         }
     }
 
     #[inline]
-    fn fingerprint<K: Hash + ?Sized>(&self, key: &K) -> u64 {
+    pub(crate) fn fingerprint<K: Hash + ?Sized>(&self, key: &K) -> u64 {
         let h = self.hasher.hash_one(key) | 1;
         if h == FROZEN_FP { h - 2 } else { h }
     }
 
     /// Runs `f` on the cell of `key` until it gives a result, creating the cell if the
     /// key is new (after `admit_new` allows it) and reviving it if it was reclaimed.
-    #[inline]
+    ///
+    /// On a retired table, gives `Retired` (as `E`) where the key's slot is frozen.
+    #[cfg(test)]
     pub(crate) fn with_cell<K, R, E>(
         &self,
         key: &K,
+        admit_new: impl FnMut(usize) -> Result<(), E>,
+        f: impl FnMut(&C) -> Option<R>,
+    ) -> Result<R, E>
+    where
+        K: Hash + ?Sized,
+        E: From<Retired>,
+    {
+        self.with_fp(self.fingerprint(key), admit_new, f)
+    }
+
+    /// [`with_cell`](Self::with_cell) for a fingerprint already computed.
+    #[inline]
+    pub(crate) fn with_fp<R, E>(
+        &self,
+        fp: u64,
         mut admit_new: impl FnMut(usize) -> Result<(), E>,
         mut f: impl FnMut(&C) -> Option<R>,
     ) -> Result<R, E>
     where
-        K: Hash + ?Sized,
+        E: From<Retired>,
     {
-        let fp = self.fingerprint(key);
         let guard = self.current.load();
         let mut table: &Table<C> = &guard;
         let mut room_checked = false;
@@ -227,6 +364,10 @@ impl<C: Cell> CellTable<C> {
             let slot = match table.probe(fp) {
                 Probe::Found(slot) => slot,
                 Probe::Frozen => {
+                    fence(Acquire);
+                    if self.chain.retired.load(Relaxed) {
+                        return Err(Retired.into());
+                    }
                     table = grow(table);
                     self.publish(&guard);
                     continue;
@@ -251,6 +392,10 @@ impl<C: Cell> CellTable<C> {
                 return Ok(r);
             }
             if slot.cell.is_frozen() {
+                fence(Acquire);
+                if self.chain.retired.load(Relaxed) {
+                    return Err(Retired.into());
+                }
                 // Help the migration along for this slot, then follow it.
                 let next = grow(table);
                 migrate_slot(slot, next);
@@ -352,8 +497,11 @@ mod tests {
                     for i in 0..50_000u64 {
                         let now = 1 + i * 10_000_000;
                         let key = t * 1_000_000 + i % 20_000;
-                        let _ =
-                            table.with_cell(&key, |_| Ok::<(), ()>(()), |c| c.check(&set, now, 1));
+                        let _ = table.with_cell(
+                            &key,
+                            |_| Ok::<(), Retired>(()),
+                            |c| c.check(&set, now, 1),
+                        );
                         if i % 5_000 == 0 {
                             table.sweep(|c| c.try_reap(&set, now));
                         }
