@@ -4,7 +4,8 @@
 //! `direct/{ours,governor}`, `direct_deny/{ours,governor}`,
 //! `two_quotas/{ours,governor_chain}`, `keyed_1m/{ours,governor}`,
 //! `contended/{ours,governor}`. `ours` runs on the default (coarse) clock;
-//! `direct/ours_tsc` and `direct_deny/ours_tsc` run on the same TSC clock as governor.
+//! `direct/ours_tsc` and `direct_deny/ours_tsc` (feature `tsc`) run on the same TSC clock
+//! as governor.
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -12,6 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+#[cfg(feature = "tsc")]
 use tower_ratelimit::clock::MonotonicClock;
 use tower_ratelimit::{KeyedRateLimiter, Quota, Quotas, RateLimiter};
 
@@ -30,13 +32,16 @@ fn direct(c: &mut Criterion) {
     });
     let gov = governor::RateLimiter::direct(governor::Quota::per_second(nz(FAST)));
     g.bench_function("governor", |b| b.iter(|| black_box(gov.check().is_ok())));
-    let tsc = RateLimiter::with_clock(
-        Quota::per_second(FAST).expect("valid"),
-        MonotonicClock::new(),
-    );
-    g.bench_function("ours_tsc", |b| {
-        b.iter(|| black_box(tsc.check().is_ok_and(|d| d.is_allowed())));
-    });
+    #[cfg(feature = "tsc")]
+    {
+        let tsc = RateLimiter::with_clock(
+            Quota::per_second(FAST).expect("valid"),
+            MonotonicClock::new(),
+        );
+        g.bench_function("ours_tsc", |b| {
+            b.iter(|| black_box(tsc.check().is_ok_and(|d| d.is_allowed())));
+        });
+    }
     g.finish();
 }
 
@@ -48,10 +53,14 @@ fn direct_deny(c: &mut Criterion) {
     });
     let gov = governor::RateLimiter::direct(governor::Quota::per_hour(nz(1)));
     g.bench_function("governor", |b| b.iter(|| black_box(gov.check().is_ok())));
-    let tsc = RateLimiter::with_clock(Quota::per_hour(1).expect("valid"), MonotonicClock::new());
-    g.bench_function("ours_tsc", |b| {
-        b.iter(|| black_box(tsc.check().is_ok_and(|d| d.is_allowed())));
-    });
+    #[cfg(feature = "tsc")]
+    {
+        let tsc =
+            RateLimiter::with_clock(Quota::per_hour(1).expect("valid"), MonotonicClock::new());
+        g.bench_function("ours_tsc", |b| {
+            b.iter(|| black_box(tsc.check().is_ok_and(|d| d.is_allowed())));
+        });
+    }
     g.finish();
 }
 

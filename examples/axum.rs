@@ -2,7 +2,7 @@
 //! peer IP (no proxy trusted), 10 per second and 300 per minute.
 //!
 //! ```sh
-//! PORT=3000 cargo run --example axum
+//! PORT=3000 cargo run --example axum --features axum
 //! curl -i http://127.0.0.1:3000/hello
 //! ```
 

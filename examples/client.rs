@@ -2,9 +2,9 @@
 //! then the same 100 without pacing, for contrast.
 //!
 //! ```text
-//! cargo run --example client                 # starts its own server
+//! cargo run --example client --features client               # starts its own server
 //! cargo run --example claid &                                    # or: the claid example
-//! TARGET=http://127.0.0.1:3000 cargo run --example client
+//! TARGET=http://127.0.0.1:3000 cargo run --example client --features client
 //! ```
 //!
 //! Each phase ends with one line scripts can read:

@@ -3,8 +3,8 @@
 //!
 //! ```sh
 //! redis-server --port 6379 &
-//! PORT=3000 cargo run --example redis &
-//! PORT=3001 cargo run --example redis &
+//! PORT=3000 cargo run --example redis --features redis,axum &
+//! PORT=3001 cargo run --example redis --features redis,axum &
 //! for i in $(seq 20); do curl -s -o /dev/null -w '%{http_code}\n' 127.0.0.1:300$((i % 2))/; done
 //! ```
 //!

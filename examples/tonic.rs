@@ -3,8 +3,8 @@
 //! `tonic_client` example or any gRPC client.
 //!
 //! ```sh
-//! cargo run --example tonic
-//! TARGET=http://127.0.0.1:3000 cargo run --example tonic_client
+//! cargo run --example tonic --features tonic,grpc
+//! TARGET=http://127.0.0.1:3000 cargo run --example tonic_client --features grpc
 //! ```
 
 mod common;

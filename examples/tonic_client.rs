@@ -1,6 +1,10 @@
 //! Calls `grpc.health.v1.Health/Check` ten times in a row against the `tonic` example
 //! (`TARGET`, default `http://127.0.0.1:3000`) and prints each answer: the first five
 //! are `SERVING`, the rest `RESOURCE_EXHAUSTED` with the server's retry delay.
+//!
+//! ```sh
+//! TARGET=http://127.0.0.1:3000 cargo run --example tonic_client --features grpc
+//! ```
 
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;

@@ -5,6 +5,7 @@
 //! goes backwards only makes decisions stricter (the state remembers the later time), so
 //! a misbehaving clock can never admit more than the quotas allow.
 
+#[cfg(feature = "tsc")]
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,30 +38,35 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 /// The clock limiters use unless given another: [`CoarseClock`].
 ///
 /// Server-side limits are per second or slower, where a clock with a millisecond tick
-/// loses nothing and halves the cost of a check. Use [`MonotonicClock`] (TSC) where
-/// sub-millisecond precision matters, with `with_clock`.
+/// loses nothing and halves the cost of a check. Where sub-millisecond precision matters,
+/// pass a precise clock to `with_clock`: `MonotonicClock` (TSC, feature `tsc`), or any
+/// [`Clock`] of your own.
 pub type DefaultClock = CoarseClock;
 
 /// A precise clock: the CPU's invariant time-stamp counter where available (via
-/// [`quanta`], nanosecond resolution), else the OS monotonic clock.
+/// [`quanta`], nanosecond resolution), else the OS monotonic clock. Feature `tsc`.
+#[cfg(feature = "tsc")]
 #[derive(Clone)]
 pub struct MonotonicClock {
     clock: quanta::Clock,
     origin: u64,
 }
 
+#[cfg(feature = "tsc")]
 impl fmt::Debug for MonotonicClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonotonicClock").finish_non_exhaustive()
     }
 }
 
+#[cfg(feature = "tsc")]
 impl Default for MonotonicClock {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(feature = "tsc")]
 impl MonotonicClock {
     /// A clock whose origin is now.
     pub fn new() -> Self {
@@ -70,6 +76,7 @@ impl MonotonicClock {
     }
 }
 
+#[cfg(feature = "tsc")]
 impl Clock for MonotonicClock {
     #[inline]
     fn now_ns(&self) -> u64 {
@@ -81,11 +88,11 @@ impl Clock for MonotonicClock {
 /// A cheaper clock with the kernel tick's resolution (`CLOCK_MONOTONIC_COARSE` on
 /// Linux, typically 1 to 4 ms), via [`coarsetime`].
 ///
-/// Reading it costs about half of [`MonotonicClock`]'s TSC read. Decisions stay exact on
+/// The default clock. Reading it costs about half of a TSC read. Decisions stay exact on
 /// its timeline; measured in real time, a quota may admit up to `ceil(tick / T)` more than
 /// its bound in some window (one request more for any quota with `T` of 4 ms or longer),
 /// because the clock lags real time by up to one tick. A good trade for server-side limits
-/// of per-second or slower quotas; keep the default for fine-grained pacing.
+/// of per-second or slower quotas; give fine-grained limiters a precise clock.
 ///
 /// ```
 /// use tower_ratelimit::{RateLimiter, Quota, clock::CoarseClock};

@@ -9,7 +9,7 @@ use crate::quota::{MAX_QUOTAS, Params, Quotas};
 
 /// The outcome of one decision over a set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum Conformance {
     /// Every quota admits: the new TATs to store.
     Admit([u64; MAX_QUOTAS]),
     /// Some quota refuses: the index of the quota whose wait is longest, and that wait.
@@ -22,7 +22,7 @@ pub(crate) enum Verdict {
 /// so the hot loop does not); under that precondition `cost * t <= cap <= 2^61`, and with
 /// `now` and every TAT below 2^63 nothing here can overflow.
 #[inline]
-pub(crate) fn decide(params: &[Params], now: u64, tats: &[u64], cost: u64) -> Verdict {
+pub(crate) fn decide(params: &[Params], now: u64, tats: &[u64], cost: u64) -> Conformance {
     let mut next = [0u64; MAX_QUOTAS];
     let mut worst: Option<(usize, u64)> = None;
     for (i, (p, &tat)) in params.iter().zip(tats).enumerate() {
@@ -38,8 +38,8 @@ pub(crate) fn decide(params: &[Params], now: u64, tats: &[u64], cost: u64) -> Ve
         next[i] = new_tat;
     }
     match worst {
-        None => Verdict::Admit(next),
-        Some((quota, wait)) => Verdict::Deny { quota, wait },
+        None => Conformance::Admit(next),
+        Some((quota, wait)) => Conformance::Deny { quota, wait },
     }
 }
 
@@ -114,20 +114,20 @@ mod tests {
         let mut tat = 0;
         for _ in 0..2 {
             match decide(p, 1_000, &[tat], 1) {
-                Verdict::Admit(n) => tat = n[0],
+                Conformance::Admit(n) => tat = n[0],
                 v => panic!("should admit: {v:?}"),
             }
         }
         assert_eq!(
             decide(p, 1_000, &[tat], 1),
-            Verdict::Deny {
+            Conformance::Deny {
                 quota: 0,
                 wait: 500_000_000
             }
         );
         assert!(matches!(
             decide(p, 1_000 + 500_000_000, &[tat], 1),
-            Verdict::Admit(_)
+            Conformance::Admit(_)
         ));
         assert_eq!(decide_one(&p[0], 1_000, tat, 1), Err(500_000_000));
     }
@@ -139,7 +139,7 @@ mod tests {
         // Minute quota nearly full, second quota empty: the minute quota binds.
         let tats = [0, 119 * p[1].t + 10];
         match decide(p, 10, &tats, 2) {
-            Verdict::Deny { quota, .. } => assert_eq!(quota, 1),
+            Conformance::Deny { quota, .. } => assert_eq!(quota, 1),
             v => panic!("{v:?}"),
         }
     }

@@ -17,8 +17,8 @@
 //! See [`quota`] for the algorithm, the exact bound it guarantees (`b + floor(L/T)` in any
 //! interval of length `L`) and how it differs from fixed windows.
 //!
-//! As tower middleware ([`RateLimitLayer`]), around an axum router, a tonic server or any
-//! `Service<http::Request<B>>`:
+//! As tower middleware ([`RateLimitLayer`], see [`middleware`]), around an axum router,
+//! a tonic server or any `Service<http::Request<B>>`:
 //!
 //! ```
 //! use tower_ratelimit::{Quotas, RateLimitLayer, headers::HeaderStyle, key::HeaderKey, render};
@@ -35,55 +35,71 @@
 //!
 //! ## Modules
 //!
+//! Data flows one way: request → [`key`] → [`store`] (one decision) → inner service or
+//! [`render`] → [`headers`] → response. The algorithm never sees HTTP.
+//!
 //! | module | what it holds |
 //! |---|---|
 //! | [`quota`] | `Quota`, `Quotas` (1 to 4 quotas as one decision), presets |
-//! | [`clock`] | `Clock`; `CoarseClock` (default), `MonotonicClock` (TSC), `ManualClock` |
-//! | [`store`] | the `Store` contract; `memory` (lock-free, in process); `redis` |
+//! | [`clock`] | `Clock`; `CoarseClock` (default), `ManualClock`, `MonotonicClock` (feature `tsc`) |
+//! | [`store`] | the `Store` contract and `Tiers`; `memory` (lock-free, in process); `redis` |
 //! | [`key`] | who a request counts against: global, peer IP, client IP behind trusted proxies, a header, a closure |
+//! | [`middleware`] | `RateLimitLayer`, its builder, the `RateLimit` service, its future and body, decision events |
 //! | [`headers`] | IETF `RateLimit`/`RateLimit-Policy`, draft-03, `X-RateLimit-*`, `Retry-After` |
 //! | [`render`] | 429 bodies: problem+json, Clarifai, Claid, gRPC, text, closures |
-//! | `client` | pace outgoing calls, retry as the server asks, parse its hints |
 //! | `client` | outgoing calls: `PaceLayer` (wait for a slot instead of a 429), `RetryPolicy` (retry as the server asks), `hints` (parse every rate-limit field) |
 //!
 //! ## Cargo features
 //!
-//! | feature | default | enables |
-//! |---|---|---|
-//! | `axum` | yes | `PeerIp`/`ClientIp` read axum's `ConnectInfo<SocketAddr>` |
-//! | `tonic` | yes | `PeerIp`/`ClientIp` read tonic's `TcpConnectInfo` |
-//! | `grpc` | yes | `render::Grpc` (tonic `Status` with `RetryInfo`, `QuotaFailure`) |
-//! | `redis` | yes | `store::redis::RedisStore` (redis-rs, tokio) |
-//! | `client` | yes | `client`: pacing layer, retry policy, hint parsers (tokio time, tower retry, sfv, httpdate) |
+//! None is on by default: the in-process core, the middleware, the headers and the
+//! problem+json, Clarifai, Claid and text renderers need none of them.
 //!
-//! The in-memory core, the middleware, headers and the other renderers need none of
-//! them: `default-features = false` gives the lean build.
+//! | feature | enables |
+//! |---|---|
+//! | `axum` | `PeerIp`/`ClientIp` read axum's `ConnectInfo<SocketAddr>` |
+//! | `tonic` | `PeerIp`/`ClientIp` read tonic's `TcpConnectInfo` |
+//! | `grpc` | `render::Grpc` (tonic `Status` with `RetryInfo`, `QuotaFailure`) |
+//! | `redis` | `store::redis::RedisStore` (redis-rs, tokio) |
+//! | `client` | `client`: pacing layer, retry policy, hint parsers (tokio time, tower retry, sfv, httpdate) |
+//! | `tsc` | `clock::MonotonicClock`, a nanosecond clock on the CPU's time-stamp counter (quanta) |
 
-pub mod body;
-mod builder;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
 mod decision;
 mod error;
-mod event;
-pub mod future;
 mod gcra;
 pub mod headers;
+mod interval_gate;
 pub mod key;
-mod layer;
+pub mod middleware;
 pub mod quota;
 pub mod render;
-mod service;
 mod state;
 pub mod store;
 
-pub use builder::{InMemory, RateLimitLayerBuilder, WithStore};
-pub use event::{DecisionEvent, PolicyStats, Stats, Verdict};
-pub use layer::{KeyLog, MissingKey, RateLimitLayer};
-pub use service::RateLimit;
+// Earlier paths of the middleware's future and body modules.
+#[doc(hidden)]
+pub use middleware::{body, future};
+
+pub use middleware::{
+    DecisionEvent, InMemory, KeyLog, MissingKey, PolicyStats, RateLimit, RateLimitLayer,
+    RateLimitLayerBuilder, Stats, Verdict, WithStore,
+};
 
 pub use decision::{Decision, Outcome, QuotaState};
 pub use error::{CheckError, ReloadError, StoreError};
 pub use quota::{ParseQuotaError, Quota, QuotaError, Quotas};
 pub use store::memory::{KeyedRateLimiter, RateLimiter};
+
+// The README's code blocks are compiled as doctests (they use every integration).
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "tonic",
+    feature = "grpc",
+    feature = "redis",
+    feature = "client"
+))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use atomics::{AtomicU64, AtomicU128};
 
-use crate::gcra::{Verdict, decide, decide_one};
+use crate::gcra::{Conformance, decide, decide_one};
 
 // Reservations (booking a future slot) for client-side pacing; additive, see the file.
 #[cfg(feature = "client")]
@@ -204,13 +204,13 @@ impl Cell for Cell128 {
             }
             let (base, tats) = unpack(params, cur);
             match decide(params, now, &tats[..params.len()], cost) {
-                Verdict::Deny { quota, wait } => {
+                Conformance::Deny { quota, wait } => {
                     return Some(Raw {
                         tats,
                         denied: Some((quota, wait)),
                     });
                 }
-                Verdict::Admit(next) => {
+                Conformance::Admit(next) => {
                     // The base only moves forward, so a thread whose clock read lags
                     // cannot pull other quotas' levels out of their fields.
                     let word = pack(params, base.max(now), &next);

@@ -1,8 +1,7 @@
 //! Rejection bodies: how a denied request is answered.
 //!
-//! CONTRACT (filled in by the headers/renderers work): a [`Renderer`] turns a
-//! [`Rejection`] into a complete response (status, content-type, body). The middleware
-//! then adds `Retry-After` and the layer's rate-limit headers.
+//! A [`Renderer`] turns a [`Rejection`] into a complete response (status, content-type,
+//! body). The middleware then adds `Retry-After` and the layer's rate-limit headers.
 //!
 //! | Renderer | Status | `content-type` | Body |
 //! |---|---|---|---|
@@ -189,7 +188,11 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// A response with `status`, `content_type` and `body`.
+/// The `content-type` of plain-text answers.
+pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// A response with `status`, `content_type` and `body`: every answer the crate writes
+/// itself is built here.
 pub(crate) fn response(
     status: http::StatusCode,
     content_type: &'static str,

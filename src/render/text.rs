@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
-use super::{Rejection, Renderer, push_int, response, write_limit_phrase};
+use super::{Rejection, Renderer, TEXT_PLAIN, push_int, response, write_limit_phrase};
 
 /// `429` with `text/plain; charset=utf-8` and one line, e.g.
 /// `Too Many Requests: exceeded limit of 4 requests per second; retry after 1 s`.
@@ -27,10 +27,6 @@ impl Renderer for Text {
         out.extend_from_slice(b"; retry after ");
         push_int(&mut out, rejection.retry_after_secs());
         out.extend_from_slice(b" s\n");
-        response(
-            StatusCode::TOO_MANY_REQUESTS,
-            "text/plain; charset=utf-8",
-            out,
-        )
+        response(StatusCode::TOO_MANY_REQUESTS, TEXT_PLAIN, out)
     }
 }

@@ -38,7 +38,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::{Cell128, DEAD128, pack, unpack};
-use crate::gcra::{Verdict, decide};
+use crate::gcra::{Conformance, decide};
 use crate::quota::{MAX_QUOTAS, Quotas};
 
 /// A booked slot: what its owner needs to give it back.
@@ -109,14 +109,14 @@ impl Cell128 {
         let booked = self.update(quotas, |base, tats| {
             let tats = &tats[..params.len()];
             let (at, next) = match decide(params, now, tats, cost) {
-                Verdict::Admit(next) => (now, next),
-                Verdict::Deny { wait, .. } if wait > max_wait => {
+                Conformance::Admit(next) => (now, next),
+                Conformance::Deny { wait, .. } if wait > max_wait => {
                     return Step::Done(Err(NotBooked::TooLong(wait)));
                 }
-                Verdict::Deny { wait, .. } => match decide(params, now + wait, tats, cost) {
-                    Verdict::Admit(next) => (now + wait, next),
+                Conformance::Deny { wait, .. } => match decide(params, now + wait, tats, cost) {
+                    Conformance::Admit(next) => (now + wait, next),
                     // Impossible by the rule in the module docs; refuse rather than guess.
-                    Verdict::Deny { wait, .. } => {
+                    Conformance::Deny { wait, .. } => {
                         return Step::Done(Err(NotBooked::TooLong(wait)));
                     }
                 },

@@ -123,7 +123,7 @@ impl<C> fmt::Debug for RateLimiter<C> {
 
 impl RateLimiter<DefaultClock> {
     /// A limiter over `quotas` (a [`Quota`](crate::Quota) or a [`Quotas`] set) on the
-    /// default monotonic clock.
+    /// default clock ([`DefaultClock`]).
     pub fn new(quotas: impl Into<Quotas>) -> Self {
         Self::with_clock(quotas, DefaultClock::new())
     }

@@ -180,6 +180,14 @@ impl From<Quotas> for Tiers {
     }
 }
 
+/// A single quota is a one-quota default set, so
+/// `RateLimitLayer::builder(Quota::per_second(10)?)` works.
+impl From<crate::Quota> for Tiers {
+    fn from(q: crate::Quota) -> Self {
+        Tiers::new(q)
+    }
+}
+
 /// A decision now, or a future that will make one.
 #[derive(Debug)]
 pub enum Check<F> {

@@ -70,6 +70,7 @@ use std::task::{Context, Poll};
 
 use crate::decision::Outcome;
 use crate::error::{CheckError, ReloadError, StoreError};
+use crate::interval_gate::IntervalGate;
 use crate::quota::{MAX_QUOTAS, Params, Quotas};
 use crate::store::generations::Generations;
 use crate::store::memory::MemoryStore;
@@ -117,8 +118,8 @@ struct Inner {
     round_trips: AtomicU64,
     cache_hits: AtomicU64,
     failures: AtomicU64,
-    last_warning_us: AtomicU64,
-    warning_clock: std::time::Instant,
+    /// Failure warnings go out at most once a second.
+    warn_gate: IntervalGate,
 }
 
 /// One configuration generation.
@@ -222,8 +223,7 @@ impl RedisStore {
                 round_trips: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
-                last_warning_us: AtomicU64::new(0),
-                warning_clock: std::time::Instant::now(),
+                warn_gate: IntervalGate::per_second(),
             }),
         }
     }
@@ -434,15 +434,7 @@ impl Inner {
 
     /// A warning event, at most one per second per store.
     fn warn(&self, e: &StoreError) {
-        let now = u64::try_from(self.warning_clock.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let last = self.last_warning_us.load(Relaxed);
-        let first = self.failures.load(Relaxed) == 1;
-        if (first || now >= last.saturating_add(1_000_000))
-            && self
-                .last_warning_us
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
-        {
+        if self.warn_gate.open() {
             tracing::warn!(
                 target: "tower_ratelimit",
                 error = %e,

@@ -4,14 +4,14 @@
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, ErrorKind, RedisResult, ServerErrorKind, Value};
 
 use super::SCRIPT;
+use crate::interval_gate::IntervalGate;
 
 /// SHA-1 of [`SCRIPT`], the name EVALSHA calls it by.
 pub(super) static SCRIPT_SHA: LazyLock<String> =
@@ -19,8 +19,6 @@ pub(super) static SCRIPT_SHA: LazyLock<String> =
 
 /// Timeouts in a row after which a single-server connection is replaced.
 const RENEW_AFTER_TIMEOUTS: u32 = 3;
-/// Replacements happen at most this often.
-const RENEW_GAP_MS: u64 = 1_000;
 
 /// The store's connection, replaced when it falls silent.
 ///
@@ -33,9 +31,8 @@ pub(super) struct Connection {
     current: arc_swap::ArcSwap<Conn>,
     renew: Option<(::redis::Client, ConnectionManagerConfig)>,
     timeouts_in_a_row: AtomicU32,
-    /// Milliseconds since `origin` of the last replacement; `u64::MAX` for never.
-    last_renewal_ms: AtomicU64,
-    origin: Instant,
+    /// Replacements happen at most once a second.
+    renew_gate: IntervalGate,
 }
 
 impl Connection {
@@ -56,8 +53,7 @@ impl Connection {
             current: arc_swap::ArcSwap::from_pointee(conn),
             renew,
             timeouts_in_a_row: AtomicU32::new(0),
-            last_renewal_ms: AtomicU64::new(u64::MAX),
-            origin: Instant::now(),
+            renew_gate: IntervalGate::per_second(),
         }
     }
 
@@ -82,15 +78,7 @@ impl Connection {
         if n < RENEW_AFTER_TIMEOUTS {
             return;
         }
-        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let last = self.last_renewal_ms.load(Relaxed);
-        let due = last == u64::MAX || now >= last.saturating_add(RENEW_GAP_MS);
-        if !due
-            || self
-                .last_renewal_ms
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_err()
-        {
+        if !self.renew_gate.open() {
             return;
         }
         // Lazy: connects on first use, in the background of the next checks.

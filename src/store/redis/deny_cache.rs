@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::gcra::{Verdict, decide};
+use crate::gcra::{Conformance, decide};
 use crate::quota::{MAX_QUOTAS, Params};
 
 /// Independent locks, so concurrent checks rarely wait on each other.
@@ -106,13 +106,13 @@ impl DenyCache {
             &entry.denial.tats_us[..n],
             u64::from(cost),
         ) {
-            Verdict::Deny { quota, wait } => Some(Hit {
+            Conformance::Deny { quota, wait } => Some(Hit {
                 now_us,
                 tats_us: entry.denial.tats_us,
                 quota,
                 wait_us: wait,
             }),
-            Verdict::Admit(_) => None,
+            Conformance::Admit(_) => None,
         }
     }
 

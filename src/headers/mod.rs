@@ -46,6 +46,10 @@ use http::{HeaderMap, HeaderValue};
 use crate::decision::{Decision, QuotaState};
 use crate::quota::Quotas;
 
+mod plan;
+
+pub(crate) use plan::{HeaderPlan, PendingHeaders};
+
 /// `RateLimit-Policy` (current draft).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 /// `RateLimit` (current draft).

@@ -1,82 +1,28 @@
-//! The response future of [`RateLimit`](crate::RateLimit).
+//! The response future of [`RateLimit`](super::RateLimit).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{HeaderMap, Response};
+use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::body::ResponseBody;
-use crate::decision::Outcome;
-use crate::headers::PreparedHeaders;
-use crate::store::{Tier, Tiers};
-
-/// The quota tiers with their header values pre-rendered, shared by the layer and the
-/// futures of admitted requests.
-#[derive(Debug)]
-pub(crate) struct HeaderPlan {
-    pub(crate) tiers: Tiers,
-    prepared: Vec<PreparedHeaders>,
-}
-
-impl HeaderPlan {
-    pub(crate) fn new(tiers: Tiers, style: crate::headers::HeaderStyle) -> Self {
-        let prepared = tiers.iter().map(|q| style.prepare(q)).collect();
-        HeaderPlan { tiers, prepared }
-    }
-
-    /// Adds the headers of `outcome`, decided against `tier`.
-    pub(crate) fn apply(&self, outcome: Outcome, tier: Tier, headers: &mut HeaderMap) {
-        let quotas = self
-            .tiers
-            .get(tier)
-            .unwrap_or_else(|| self.tiers.default_set());
-        self.apply_decision(&outcome.decision(quotas), tier, headers);
-    }
-
-    /// Adds the headers of a decision already in hand (an unknown tier falls back to
-    /// the default set, as stores do).
-    pub(crate) fn apply_decision(
-        &self,
-        decision: &crate::Decision<'_>,
-        tier: Tier,
-        headers: &mut HeaderMap,
-    ) {
-        let prepared = self.prepared.get(tier.0).unwrap_or(&self.prepared[0]);
-        prepared.apply(decision, headers);
-    }
-}
-
-/// What an admitted response still needs: the decision's headers, added once the inner
-/// service has answered. Holds plain numbers and a shared handle, never an allocation.
-#[derive(Debug)]
-pub(crate) struct Admit {
-    pub(crate) outcome: Outcome,
-    pub(crate) tier: Tier,
-    pub(crate) plan: Arc<HeaderPlan>,
-}
-
-impl Admit {
-    fn apply(&self, headers: &mut HeaderMap) {
-        self.plan.apply(self.outcome, self.tier, headers);
-    }
-}
+use super::body::ResponseBody;
+use crate::headers::PendingHeaders;
 
 /// The result of an asynchronous (remote store) check: the inner service's future, or a
 /// rejection.
 pub(crate) enum Resolved<F> {
-    Call(F, Option<Admit>),
+    Call(F, Option<PendingHeaders>),
     Reject(Response<Bytes>),
 }
 
 type BoxCheck<F> = Pin<Box<dyn Future<Output = Resolved<F>> + Send + 'static>>;
 
 pin_project! {
-    /// Response future of [`RateLimit`](crate::RateLimit).
+    /// Response future of [`RateLimit`](super::RateLimit).
     #[project = Proj]
     pub struct ResponseFuture<F> {
         #[pin]
@@ -90,7 +36,7 @@ pin_project! {
         // Answered by the middleware (rejection, missing key, store error).
         Rejected { response: Option<Response<Bytes>> },
         // The inner service is running; `admit` holds the headers to add.
-        Inner { #[pin] future: F, admit: Option<Admit> },
+        Inner { #[pin] future: F, admit: Option<PendingHeaders> },
         // A remote store is deciding; boxed because only remote stores take this path.
         Pending { check: BoxCheck<F> },
     }
@@ -106,7 +52,7 @@ impl<F> ResponseFuture<F> {
     }
 
     #[inline]
-    pub(crate) fn inner(future: F, admit: Option<Admit>) -> Self {
+    pub(crate) fn inner(future: F, admit: Option<PendingHeaders>) -> Self {
         ResponseFuture {
             state: State::Inner { future, admit },
         }

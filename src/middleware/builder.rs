@@ -3,14 +3,30 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::event::{Counters, DecisionEvent};
-use crate::future::HeaderPlan;
-use crate::headers::HeaderStyle;
-use crate::key::{KeyExtractor, RequestHead};
-use crate::layer::{CostFn, EventFn, ExemptFn, KeyLog, MissingKey, RateLimitLayer, Shared, TierFn};
+use super::event::{Counters, DecisionEvent};
+use super::layer::RateLimitLayer;
+use super::shared::{CostFn, EventFn, ExemptFn, KeyLog, MissingKey, Shared, TierFn};
+use crate::headers::{HeaderPlan, HeaderStyle};
+use crate::interval_gate::IntervalGate;
+use crate::key::{Global, GlobalKey, KeyExtractor, RequestHead};
 use crate::render::{ProblemJson, Renderer};
 use crate::store::memory::MemoryStore;
 use crate::store::{Store, Tier, Tiers};
+
+impl RateLimitLayer<GlobalKey, MemoryStore<Global>> {
+    /// A builder over the in-process store with `tiers` (a [`Quotas`](crate::Quotas) set,
+    /// or [`Tiers`] with per-plan overrides). The key defaults to [`GlobalKey`].
+    pub fn builder(tiers: impl Into<Tiers>) -> RateLimitLayerBuilder<GlobalKey, InMemory> {
+        RateLimitLayerBuilder::new(InMemory::new(tiers.into()), GlobalKey)
+    }
+
+    /// A builder over a custom store (Redis, or a [`MemoryStore`] on a manual clock).
+    /// The store's key type must match the extractor's, checked at
+    /// [`build`](RateLimitLayerBuilder::build).
+    pub fn with_store<S>(store: S) -> RateLimitLayerBuilder<GlobalKey, WithStore<S>> {
+        RateLimitLayerBuilder::new(WithStore(store), GlobalKey)
+    }
+}
 
 /// Store source of a builder: the in-process [`MemoryStore`], created at
 /// [`build`](RateLimitLayerBuilder::build) for the key type chosen by then.
@@ -215,28 +231,26 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
         let plan = Arc::new(HeaderPlan::new(store.tiers().clone(), self.style));
         let counters = self.stats.then(|| Counters::new(&plan.tiers));
         let observed = counters.is_some() || self.on_decision.is_some();
-        RateLimitLayer {
-            shared: Arc::new(Shared {
-                store,
-                extractor: self.extractor,
-                plan,
-                style: self.style,
-                renderer: self
-                    .renderer
-                    .unwrap_or_else(|| Box::new(ProblemJson::default())),
-                tier_of: self.tier_of,
-                cost: self.cost,
-                exempt: self.exempt,
-                shadow: self.shadow,
-                missing: self.missing,
-                on_decision: self.on_decision,
-                observed,
-                counters,
-                key_log: self.key_log,
-                hasher: std::hash::RandomState::new(),
-                warned: crate::layer::WarnGate::new(),
-            }),
-        }
+        RateLimitLayer::from_shared(Shared {
+            store,
+            extractor: self.extractor,
+            plan,
+            style: self.style,
+            renderer: self
+                .renderer
+                .unwrap_or_else(|| Box::new(ProblemJson::default())),
+            tier_of: self.tier_of,
+            cost: self.cost,
+            exempt: self.exempt,
+            shadow: self.shadow,
+            missing: self.missing,
+            on_decision: self.on_decision,
+            observed,
+            counters,
+            key_log: self.key_log,
+            hasher: std::hash::RandomState::new(),
+            warned: IntervalGate::per_second(),
+        })
     }
 }
 
@@ -265,13 +279,5 @@ impl<E: KeyExtractor, S: Store<E::Key>> RateLimitLayerBuilder<E, WithStore<S>> {
     pub fn build(self) -> RateLimitLayer<E, S> {
         let (WithStore(store), rest) = self.split();
         rest.finish(store)
-    }
-}
-
-// Lives here rather than in `store` to keep the store contract file untouched; lets
-// `RateLimitLayer::builder(Quota::per_second(10)?)` take a single quota.
-impl From<crate::Quota> for Tiers {
-    fn from(q: crate::Quota) -> Self {
-        Tiers::new(q)
     }
 }

@@ -1,0 +1,128 @@
+//! [`RateLimit`]: the service that decides each request in `call`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::body::ResponseBody;
+use super::event::Verdict;
+use super::future::{Resolved, ResponseFuture};
+use super::shared::{MissingKey, Resolution, Shared};
+use crate::key::{KeyExtractor, RequestHead};
+use crate::render::{TEXT_PLAIN, response};
+use crate::store::{Check, Store, Tier};
+
+/// Rate-limits the requests of an inner service; built by
+/// [`RateLimitLayer`](super::RateLimitLayer).
+///
+/// `poll_ready` only asks the inner service: the limiter never holds requests back. Each
+/// request is decided in `call`; a denied one is answered at once, without calling the
+/// inner service.
+pub struct RateLimit<Inner, E: KeyExtractor, S> {
+    inner: Inner,
+    shared: Arc<Shared<E, S>>,
+}
+
+impl<Inner, E: KeyExtractor, S> RateLimit<Inner, E, S> {
+    pub(crate) fn new(inner: Inner, shared: Arc<Shared<E, S>>) -> Self {
+        RateLimit { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl<Inner: Clone, E: KeyExtractor, S> Clone for RateLimit<Inner, E, S> {
+    fn clone(&self) -> Self {
+        RateLimit {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<Inner: fmt::Debug, E: KeyExtractor, S> fmt::Debug for RateLimit<Inner, E, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Inner, E, S, ReqB, ResB> Service<Request<ReqB>> for RateLimit<Inner, E, S>
+where
+    Inner: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    Inner::Future: Send + 'static,
+    ReqB: Send + 'static,
+    E: KeyExtractor,
+    S: Store<E::Key>,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = Inner::Error;
+    type Future = ResponseFuture<Inner::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let shared = &*self.shared;
+        let head = RequestHead::from_request(&req);
+        if shared.exempt.as_ref().is_some_and(|f| f(&head)) {
+            shared.record(Verdict::Exempt, head, None, Tier(0), None, None);
+            return ResponseFuture::inner(self.inner.call(req), None);
+        }
+        let key = match shared.extractor.extract(&head) {
+            Ok(key) => key,
+            Err(e) => {
+                shared.record(Verdict::KeyMissing, head, None, Tier(0), None, None);
+                return match shared.missing {
+                    MissingKey::Reject(status) => {
+                        tracing::debug!(target: "tower_ratelimit", error = %e, "rate-limit key missing");
+                        ResponseFuture::rejected(response(status, TEXT_PLAIN, e.to_string()))
+                    }
+                    // `MissingKey` is non-exhaustive; anything else passes.
+                    _ => ResponseFuture::inner(self.inner.call(req), None),
+                };
+            }
+        };
+        let cost = shared.cost.as_ref().map_or(1, |f| f(&head));
+        if cost == 0 {
+            shared.record(Verdict::Exempt, head, Some(&key), Tier(0), None, None);
+            return ResponseFuture::inner(self.inner.call(req), None);
+        }
+        let tier = shared.tier_of.as_ref().map_or(Tier(0), |f| f(&key));
+        match shared.store.check(&key, tier, cost) {
+            // The common case, kept small: no `Decision` is built unless someone looks.
+            Check::Ready(Ok(outcome)) if outcome.is_allowed() => {
+                let admit = shared.admitted(outcome, &key, tier, &req);
+                ResponseFuture::inner(self.inner.call(req), admit)
+            }
+            Check::Ready(result) => match shared.resolve(result, &key, tier, &req) {
+                Resolution::Admit(admit) => ResponseFuture::inner(self.inner.call(req), admit),
+                Resolution::Reject(response) => ResponseFuture::rejected(response),
+            },
+            Check::Pending(check) => {
+                // The ready clone goes into the future; `self` keeps a fresh one
+                // (it will be driven to readiness before its next call).
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let shared = Arc::clone(&self.shared);
+                ResponseFuture::pending(Box::pin(async move {
+                    let result = check.await;
+                    match shared.resolve(result, &key, tier, &req) {
+                        Resolution::Admit(admit) => Resolved::Call(inner.call(req), admit),
+                        Resolution::Reject(response) => Resolved::Reject(response),
+                    }
+                }))
+            }
+        }
+    }
+}

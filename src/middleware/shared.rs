@@ -1,0 +1,261 @@
+//! State shared by a layer and every service it wraps: the configuration, and the
+//! decision logic that turns a store's answer into "call the inner service" or a response.
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, Request, Response, StatusCode};
+
+use super::event::{Counters, DecisionEvent, Verdict};
+use crate::decision::Outcome;
+use crate::error::{CheckError, StoreError};
+use crate::headers::{HeaderPlan, HeaderStyle, PendingHeaders, retry_after};
+use crate::interval_gate::IntervalGate;
+use crate::key::{KeyExtractor, RequestHead};
+use crate::render::{Rejection, Renderer, TEXT_PLAIN, response};
+use crate::store::{Store, Tier};
+
+pub(crate) type TierFn<K> = Box<dyn Fn(&K) -> Tier + Send + Sync>;
+pub(crate) type CostFn = Box<dyn Fn(&RequestHead<'_>) -> u32 + Send + Sync>;
+pub(crate) type ExemptFn = Box<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
+pub(crate) type EventFn = Box<dyn Fn(&DecisionEvent<'_>) + Send + Sync>;
+
+/// What to do with a request whose key cannot be extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MissingKey {
+    /// Pass it on unlimited (no headers). Only sensible when every request that matters
+    /// has a key, e.g. anonymous traffic limited elsewhere.
+    Allow,
+    /// Answer with this status and a short `text/plain` body naming what was missing.
+    Reject(http::StatusCode),
+}
+
+impl Default for MissingKey {
+    /// `Reject(400 Bad Request)`: a limiter that silently stops limiting when its key
+    /// source is misconfigured (say, axum served without connect info) is worse than
+    /// one that fails loudly.
+    fn default() -> Self {
+        MissingKey::Reject(http::StatusCode::BAD_REQUEST)
+    }
+}
+
+/// How rejection and error logs show the key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyLog {
+    /// A hash of the key, stable for the life of the layer (the default): requests of one
+    /// client can be correlated without logging its IP or API key.
+    #[default]
+    Hashed,
+    /// The key itself (its `Display`).
+    Raw,
+}
+
+pub(crate) struct Shared<E: KeyExtractor, S> {
+    pub(crate) store: S,
+    pub(crate) extractor: E,
+    pub(crate) plan: Arc<HeaderPlan>,
+    pub(crate) style: HeaderStyle,
+    pub(crate) renderer: Box<dyn Renderer>,
+    pub(crate) tier_of: Option<TierFn<E::Key>>,
+    pub(crate) cost: Option<CostFn>,
+    pub(crate) exempt: Option<ExemptFn>,
+    pub(crate) shadow: bool,
+    pub(crate) missing: MissingKey,
+    pub(crate) on_decision: Option<EventFn>,
+    pub(crate) counters: Option<Counters>,
+    /// Counters or a hook are set: decisions must be recorded.
+    pub(crate) observed: bool,
+    pub(crate) key_log: KeyLog,
+    pub(crate) hasher: std::hash::RandomState,
+    /// Store-error warnings go out at most once a second (an outage must not turn every
+    /// request into a log line); the others are logged at debug level.
+    pub(crate) warned: IntervalGate,
+}
+
+impl<E: KeyExtractor, S> Shared<E, S> {
+    /// The key as logs show it.
+    pub(crate) fn log_key<'k>(&'k self, key: &'k E::Key) -> LoggedKey<'k, E::Key> {
+        LoggedKey {
+            shared_hash: self.hasher.hash_one(key),
+            key,
+            mode: self.key_log,
+        }
+    }
+}
+
+pub(crate) struct LoggedKey<'k, K> {
+    shared_hash: u64,
+    key: &'k K,
+    mode: KeyLog,
+}
+
+impl<K: fmt::Display> fmt::Display for LoggedKey<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mode {
+            KeyLog::Hashed => write!(f, "{:016x}", self.shared_hash),
+            KeyLog::Raw => self.key.fmt(f),
+        }
+    }
+}
+
+pub(crate) enum Resolution {
+    Admit(Option<PendingHeaders>),
+    Reject(Response<Bytes>),
+}
+
+impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        verdict: Verdict,
+        head: RequestHead<'_>,
+        key: Option<&E::Key>,
+        tier: Tier,
+        decision: Option<crate::Decision<'_>>,
+        error: Option<&StoreError>,
+    ) {
+        if !self.observed {
+            return;
+        }
+        if let Some(c) = &self.counters {
+            c.record(verdict, tier, decision.as_ref());
+        }
+        if let Some(hook) = &self.on_decision {
+            hook(&DecisionEvent {
+                verdict,
+                head,
+                key: key.map(|k| k as &dyn fmt::Display),
+                tier,
+                decision,
+                error,
+            });
+        }
+    }
+
+    /// Records an admission; returns what the response future needs to add headers.
+    #[inline]
+    pub(crate) fn admitted<B>(
+        &self,
+        outcome: Outcome,
+        key: &E::Key,
+        tier: Tier,
+        req: &Request<B>,
+    ) -> Option<PendingHeaders> {
+        if self.observed {
+            let decision = outcome.decision(self.store.quotas(tier));
+            let head = RequestHead::from_request(req);
+            self.record(
+                Verdict::Admitted,
+                head,
+                Some(key),
+                tier,
+                Some(decision),
+                None,
+            );
+        }
+        self.pending_headers(outcome, tier)
+    }
+
+    /// The headers an admitted response gets, unless the layer sends none.
+    #[inline]
+    fn pending_headers(&self, outcome: Outcome, tier: Tier) -> Option<PendingHeaders> {
+        (self.style != HeaderStyle::None)
+            .then(|| PendingHeaders::new(outcome, tier, Arc::clone(&self.plan)))
+    }
+
+    /// Turns a store's answer into "call the inner service (with these headers)" or a
+    /// response.
+    #[inline(never)]
+    pub(crate) fn resolve<B>(
+        &self,
+        result: Result<Outcome, StoreError>,
+        key: &E::Key,
+        tier: Tier,
+        req: &Request<B>,
+    ) -> Resolution {
+        let head = RequestHead::from_request(req);
+        let outcome = match result {
+            Ok(outcome) if outcome.is_allowed() => {
+                return Resolution::Admit(self.admitted(outcome, key, tier, req));
+            }
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.record(Verdict::StoreError, head, Some(key), tier, None, Some(&e));
+                if self.warned.open() {
+                    tracing::warn!(
+                        target: "tower_ratelimit",
+                        key = %self.log_key(key),
+                        error = %e,
+                        "rate-limit store could not decide (further errors this second at debug level)"
+                    );
+                } else {
+                    tracing::debug!(
+                        target: "tower_ratelimit",
+                        key = %self.log_key(key),
+                        error = %e,
+                        "rate-limit store could not decide"
+                    );
+                }
+                return Resolution::Reject(store_error_response(&e));
+            }
+        };
+        let decision = outcome.decision(self.store.quotas(tier));
+        if decision.is_allowed() || self.shadow {
+            let verdict = if decision.is_allowed() {
+                Verdict::Admitted
+            } else {
+                tracing::debug!(
+                    target: "tower_ratelimit",
+                    key = %self.log_key(key),
+                    policy = decision.binding().quota().name(),
+                    retry_after_ms = decision.retry_after().map_or(0, |d| d.as_millis() as u64),
+                    "request would be rate-limited (shadow mode)"
+                );
+                Verdict::ShadowDenied
+            };
+            self.record(verdict, head, Some(key), tier, Some(decision), None);
+            return Resolution::Admit(self.pending_headers(outcome, tier));
+        }
+        self.record(Verdict::Denied, head, Some(key), tier, Some(decision), None);
+        tracing::debug!(
+            target: "tower_ratelimit",
+            key = %self.log_key(key),
+            policy = decision.binding().quota().name(),
+            retry_after_ms = decision.retry_after().map_or(0, |d| d.as_millis() as u64),
+            "request rate-limited"
+        );
+        let mut res = self.renderer.render(&Rejection::new(
+            decision,
+            req.method(),
+            req.uri(),
+            req.headers(),
+        ));
+        let headers = res.headers_mut();
+        if let Some(v) = retry_after(&decision) {
+            headers.insert(RETRY_AFTER, v);
+        }
+        self.plan.apply_decision(&decision, tier, headers);
+        Resolution::Reject(res)
+    }
+}
+
+/// Store errors: a cost that can never fit is the request's fault (413, no point in
+/// retrying); everything else is ours and temporary (503, retry in a second).
+pub(crate) fn store_error_response(e: &StoreError) -> Response<Bytes> {
+    if let StoreError::Check(CheckError::CostExceedsBurst { .. }) = e {
+        return response(StatusCode::PAYLOAD_TOO_LARGE, TEXT_PLAIN, e.to_string());
+    }
+    let mut res = response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        TEXT_PLAIN,
+        "rate limiter unavailable, retry later",
+    );
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
