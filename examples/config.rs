@@ -1,9 +1,9 @@
 //! Limits from a TOML file, changed while the server runs: `examples/limits.toml` (or the
 //! file named by `LIMITS`) declares the default set and named plans; requests carrying
 //! an `x-api-key` that starts with `pro-` get the `pro` plan, others the default. The
-//! file is polled once a second and, when it changes and parses, swapped in live through
-//! the store's [`reload`](tower_ratelimit::store::memory::MemoryStore::reload): every
-//! client keeps its standing.
+//! file is polled once a second and, when it changes and parses, swapped in live with
+//! [`RateLimitLayer::reload`]: every client keeps its standing, and headers show the new
+//! limits at once.
 //!
 //! ```sh
 //! PORT=3000 cargo run --example config --features serde,axum
@@ -20,7 +20,7 @@ use axum::{Router, routing::get};
 use http::HeaderName;
 use tower_ratelimit::RateLimitLayer;
 use tower_ratelimit::key::HeaderKey;
-use tower_ratelimit::store::{Store, Tier, Tiers};
+use tower_ratelimit::store::{Tier, Tiers};
 
 fn read(path: &PathBuf) -> Result<(Tiers, SystemTime), String> {
     let modified = std::fs::metadata(path)
@@ -61,7 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .build();
 
-    let store = layer.clone();
+    // The layer is its own reload handle.
+    let handle = layer.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -74,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok((tiers, modified)) => {
                     seen = modified;
                     let text = describe(&tiers);
-                    match store.store().reload(tiers) {
+                    match handle.reload(tiers) {
                         Ok(()) => println!("reloaded: {text}"),
                         Err(e) => eprintln!("not reloaded: {e}"),
                     }

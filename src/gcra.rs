@@ -165,7 +165,7 @@ mod tests {
     /// Admits cost-1 requests at `now` until one is denied; returns how many.
     fn drain(set: &Quotas, tats: &mut [u64; MAX_QUOTAS], now: u64) -> u32 {
         let mut admitted = 0;
-        while let Verdict::Admit(next) = decide(set.params(), now, &tats[..set.len()], 1) {
+        while let Conformance::Admit(next) = decide(set.params(), now, &tats[..set.len()], 1) {
             *tats = next;
             admitted += 1;
             assert!(admitted <= 1_000_000, "runaway");
@@ -192,8 +192,8 @@ mod tests {
             let now = start_ns >> old.shift;
             for _ in 0..used {
                 match decide(old.params(), now, &tats[..old.len()], 1) {
-                    Verdict::Admit(next) => tats = next,
-                    Verdict::Deny { .. } => break,
+                    Conformance::Admit(next) => tats = next,
+                    Conformance::Deny { .. } => break,
                 }
             }
             let mut carried = carry_over(&old, &tats, &new, at_ns);

@@ -83,8 +83,8 @@ pub mod store;
 pub use middleware::{body, future};
 
 pub use middleware::{
-    DecisionEvent, InMemory, KeyLog, MissingKey, PolicyStats, RateLimit, RateLimitLayer,
-    RateLimitLayerBuilder, Stats, Verdict, WithStore,
+    DecisionEvent, HasResolver, InMemory, KeyLog, MissingKey, NoResolver, PolicyStats, RateLimit,
+    RateLimitLayer, RateLimitLayerBuilder, Stats, Verdict, WithStore,
 };
 
 pub use decision::{Decision, Outcome, QuotaState};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::event::{Counters, DecisionEvent};
 use super::layer::RateLimitLayer;
 use super::shared::{CostFn, EventFn, ExemptFn, KeyLog, MissingKey, Shared, TierFn};
+use crate::clock::{Clock, DefaultClock};
 use crate::headers::{HeaderPlan, HeaderStyle};
 use crate::interval_gate::IntervalGate;
 use crate::key::{Global, GlobalKey, KeyExtractor, RequestHead};
@@ -28,12 +29,13 @@ impl RateLimitLayer<GlobalKey, MemoryStore<Global>> {
     }
 }
 
-/// Store source of a builder: the in-process [`MemoryStore`], created at
+/// Store source of a builder: the in-process [`MemoryStore`] on clock `C`, created at
 /// [`build`](RateLimitLayerBuilder::build) for the key type chosen by then.
 #[derive(Debug)]
-pub struct InMemory {
+pub struct InMemory<C = DefaultClock> {
     tiers: Tiers,
     max_keys: Option<usize>,
+    clock: C,
 }
 
 impl InMemory {
@@ -41,9 +43,19 @@ impl InMemory {
         InMemory {
             tiers,
             max_keys: None,
+            clock: DefaultClock::new(),
         }
     }
 }
+
+/// Tier-resolver state of a builder: none set yet, so the key may still change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoResolver;
+
+/// Tier-resolver state of a builder: a resolver for the current key type is set, so
+/// [`key`](RateLimitLayerBuilder::key) is no longer available (it would drop it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HasResolver;
 
 /// Store source of a builder: a store supplied by the caller.
 #[derive(Debug)]
@@ -52,8 +64,17 @@ pub struct WithStore<S>(pub(crate) S);
 /// Configures a [`RateLimitLayer`]; see [`RateLimitLayer::builder`].
 ///
 /// Call [`key`](Self::key) before [`tiers`](Self::tiers): the tier resolver takes the
-/// key type, so changing the key drops a resolver set earlier.
-pub struct RateLimitLayerBuilder<E: KeyExtractor, Src> {
+/// key type, so `key` after `tiers` does not compile rather than drop the resolver:
+///
+/// ```compile_fail
+/// use tower_ratelimit::{Quotas, RateLimitLayer, key::PeerIp, store::Tier};
+/// let layer = RateLimitLayer::builder(Quotas::claid())
+///     .tiers(|_| Tier::DEFAULT)
+///     .key(PeerIp::new())
+///     .build();
+/// ```
+pub struct RateLimitLayerBuilder<E: KeyExtractor, Src, R = NoResolver> {
+    resolver: std::marker::PhantomData<R>,
     src: Src,
     extractor: E,
     style: HeaderStyle,
@@ -68,7 +89,7 @@ pub struct RateLimitLayerBuilder<E: KeyExtractor, Src> {
     key_log: KeyLog,
 }
 
-impl<E: KeyExtractor, Src: fmt::Debug> fmt::Debug for RateLimitLayerBuilder<E, Src> {
+impl<E: KeyExtractor, Src: fmt::Debug, R> fmt::Debug for RateLimitLayerBuilder<E, Src, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayerBuilder")
             .field("store", &self.src)
@@ -82,6 +103,7 @@ impl<E: KeyExtractor, Src: fmt::Debug> fmt::Debug for RateLimitLayerBuilder<E, S
 impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
     pub(crate) fn new(src: Src, extractor: E) -> Self {
         RateLimitLayerBuilder {
+            resolver: std::marker::PhantomData,
             src,
             extractor,
             style: HeaderStyle::default(),
@@ -97,10 +119,11 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
         }
     }
 
-    /// How requests are keyed (default: one global key). Drops a tier resolver set
-    /// earlier, since it took the old key type.
+    /// How requests are keyed (default: one global key). Only before
+    /// [`tiers`](Self::tiers), whose resolver takes the key type.
     pub fn key<E2: KeyExtractor>(self, extractor: E2) -> RateLimitLayerBuilder<E2, Src> {
         RateLimitLayerBuilder {
+            resolver: std::marker::PhantomData,
             src: self.src,
             extractor,
             style: self.style,
@@ -116,6 +139,60 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
         }
     }
 
+    /// Maps a key to its plan: return a [`Tier`] handle taken by name when the layer is
+    /// built ([`Tiers::tier`]). A handle the store does not have is answered `500` (a
+    /// configuration error, logged), never counted against the default set.
+    ///
+    /// ```
+    /// use tower_ratelimit::{Quotas, RateLimitLayer, key::HeaderKey, store::{Tier, Tiers}};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tiers = Tiers::new("4/s".parse::<Quotas>()?).plan("pro", "40/s".parse::<Quotas>()?);
+    /// let pro = tiers.tier("pro").ok_or("no pro plan")?;
+    /// let layer = RateLimitLayer::builder(tiers)
+    ///     .key(HeaderKey::bearer())
+    ///     .tiers(move |key: &String| if key.starts_with("pro_") { pro } else { Tier::DEFAULT })
+    ///     .build();
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    pub fn tiers(
+        self,
+        resolver: impl Fn(&E::Key) -> Tier + Send + Sync + 'static,
+    ) -> RateLimitLayerBuilder<E, Src, HasResolver> {
+        let RateLimitLayerBuilder {
+            src,
+            extractor,
+            style,
+            renderer,
+            tier_of: _,
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+            ..
+        } = self;
+        RateLimitLayerBuilder {
+            resolver: std::marker::PhantomData,
+            src,
+            extractor,
+            style,
+            renderer,
+            tier_of: Some(Box::new(resolver)),
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+        }
+    }
+}
+
+impl<E: KeyExtractor, Src, R> RateLimitLayerBuilder<E, Src, R> {
     /// Which rate-limit header fields to add to admitted responses and rejections
     /// (default [`HeaderStyle::Ietf`]). Rejections carry `Retry-After` in every style.
     pub fn headers(mut self, style: HeaderStyle) -> Self {
@@ -126,14 +203,6 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
     /// How denied requests are answered (default: RFC 9457 problem+json, 429).
     pub fn renderer(mut self, renderer: impl Renderer) -> Self {
         self.renderer = Some(Box::new(renderer));
-        self
-    }
-
-    /// Maps a key to its tier (plans: "contact us for higher limits"). Tiers are the
-    /// quota sets given to [`RateLimitLayer::builder`] as [`Tiers`]; an unknown tier
-    /// falls back to the default set.
-    pub fn tiers(mut self, resolver: impl Fn(&E::Key) -> Tier + Send + Sync + 'static) -> Self {
-        self.tier_of = Some(Box::new(resolver));
         self
     }
 
@@ -193,6 +262,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
 
     fn split(self) -> (Src, RateLimitLayerBuilder<E, ()>) {
         let RateLimitLayerBuilder {
+            resolver: _,
             src,
             extractor,
             style,
@@ -209,6 +279,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
         (
             src,
             RateLimitLayerBuilder {
+                resolver: std::marker::PhantomData,
                 src: (),
                 extractor,
                 style,
@@ -229,7 +300,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
 impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
     fn finish<S: Store<E::Key>>(self, store: S) -> RateLimitLayer<E, S> {
         let plan = Arc::new(HeaderPlan::new(store.tiers().clone(), self.style));
-        let counters = self.stats.then(|| Counters::new(&plan.tiers));
+        let counters = self.stats.then(|| Counters::new(store.tiers()));
         let observed = counters.is_some() || self.on_decision.is_some();
         RateLimitLayer::from_shared(Shared {
             store,
@@ -254,7 +325,7 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
     }
 }
 
-impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
+impl<E: KeyExtractor, C, R> RateLimitLayerBuilder<E, InMemory<C>, R> {
     /// Caps the keys the in-process store tracks per tier; at the cap a new key is
     /// answered 503 until expired keys are swept (see
     /// [`KeyedRateLimiter`](crate::KeyedRateLimiter)).
@@ -263,10 +334,61 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
         self
     }
 
+    /// The clock of the in-process store (default [`DefaultClock`]), e.g. a
+    /// [`ManualClock`](crate::clock::ManualClock) in tests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_ratelimit::{Quotas, RateLimitLayer, clock::ManualClock};
+    /// let clock = ManualClock::new();
+    /// let layer = RateLimitLayer::builder(Quotas::claid()).clock(clock.clone()).build();
+    /// clock.advance(Duration::from_secs(1));
+    /// # let _ = layer;
+    /// ```
+    pub fn clock<C2: Clock + Clone>(self, clock: C2) -> RateLimitLayerBuilder<E, InMemory<C2>, R> {
+        let RateLimitLayerBuilder {
+            resolver,
+            src,
+            extractor,
+            style,
+            renderer,
+            tier_of,
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+        } = self;
+        RateLimitLayerBuilder {
+            resolver,
+            src: InMemory {
+                tiers: src.tiers,
+                max_keys: src.max_keys,
+                clock,
+            },
+            extractor,
+            style,
+            renderer,
+            tier_of,
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+        }
+    }
+
     /// Builds the layer and its in-process store.
-    pub fn build(self) -> RateLimitLayer<E, MemoryStore<E::Key>> {
+    pub fn build(self) -> RateLimitLayer<E, MemoryStore<E::Key, C>>
+    where
+        C: Clock + Clone,
+    {
         let (src, rest) = self.split();
-        let mut store = MemoryStore::new(src.tiers);
+        let mut store = MemoryStore::with_clock(src.tiers, src.clock);
         if let Some(n) = src.max_keys {
             store = store.with_max_keys(n);
         }
@@ -274,7 +396,7 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
     }
 }
 
-impl<E: KeyExtractor, S: Store<E::Key>> RateLimitLayerBuilder<E, WithStore<S>> {
+impl<E: KeyExtractor, S: Store<E::Key>, R> RateLimitLayerBuilder<E, WithStore<S>, R> {
     /// Builds the layer over the supplied store.
     pub fn build(self) -> RateLimitLayer<E, S> {
         let (WithStore(store), rest) = self.split();

@@ -63,7 +63,7 @@ mod service;
 mod shared;
 
 pub use body::ResponseBody;
-pub use builder::{InMemory, RateLimitLayerBuilder, WithStore};
+pub use builder::{HasResolver, InMemory, NoResolver, RateLimitLayerBuilder, WithStore};
 pub use event::{DecisionEvent, PolicyStats, Stats, Verdict};
 pub use future::ResponseFuture;
 pub use layer::RateLimitLayer;

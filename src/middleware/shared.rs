@@ -109,6 +109,14 @@ pub(crate) enum Resolution {
 }
 
 impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
+    /// The quota set `outcome` was decided against: its generation's, so headers and
+    /// hooks describe the set that decided even across a reload.
+    #[inline]
+    fn quotas_of(&self, outcome: &Outcome, tier: Tier) -> &crate::Quotas {
+        let tiers = self.store.tiers_of(outcome.generation());
+        tiers.get(tier).unwrap_or_else(|| tiers.default_set())
+    }
+
     #[inline]
     pub(crate) fn record(
         &self,
@@ -126,11 +134,16 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
             c.record(verdict, tier, decision.as_ref());
         }
         if let Some(hook) = &self.on_decision {
+            let tiers = match &decision {
+                Some(d) => self.store.tiers_of(d.outcome().generation()),
+                None => self.store.tiers(),
+            };
             hook(&DecisionEvent {
                 verdict,
                 head,
                 key: key.map(|k| k as &dyn fmt::Display),
                 tier,
+                plan: tiers.name(tier),
                 decision,
                 error,
             });
@@ -147,7 +160,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         req: &Request<B>,
     ) -> Option<PendingHeaders> {
         if self.observed {
-            let decision = outcome.decision(self.store.quotas(tier));
+            let decision = outcome.decision(self.quotas_of(&outcome, tier));
             let head = RequestHead::from_request(req);
             self.record(
                 Verdict::Admitted,
@@ -164,7 +177,12 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
     /// The headers an admitted response gets, unless the layer sends none.
     #[inline]
     fn pending_headers(&self, outcome: Outcome, tier: Tier) -> Option<PendingHeaders> {
-        (self.style != HeaderStyle::None)
+        if self.style == HeaderStyle::None {
+            return None;
+        }
+        let g = outcome.generation();
+        self.plan
+            .prepare(g, || self.store.tiers_of(g).clone())
             .then(|| PendingHeaders::new(outcome, tier, Arc::clone(&self.plan)))
     }
 
@@ -204,7 +222,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
                 return Resolution::Reject(store_error_response(&e));
             }
         };
-        let decision = outcome.decision(self.store.quotas(tier));
+        let decision = outcome.decision(self.quotas_of(&outcome, tier));
         if decision.is_allowed() || self.shadow {
             let verdict = if decision.is_allowed() {
                 Verdict::Admitted
@@ -239,16 +257,30 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         if let Some(v) = retry_after(&decision) {
             headers.insert(RETRY_AFTER, v);
         }
-        self.plan.apply_decision(&decision, tier, headers);
+        let g = outcome.generation();
+        if self.plan.prepare(g, || self.store.tiers_of(g).clone()) {
+            self.plan.apply_decision(&decision, tier, headers);
+        }
         Resolution::Reject(res)
     }
 }
 
 /// Store errors: a cost that can never fit is the request's fault (413, no point in
-/// retrying); everything else is ours and temporary (503, retry in a second).
+/// retrying); a tier the resolver made up is a configuration error (500, retrying will
+/// not help either); everything else is ours and temporary (503, retry in a second).
 pub(crate) fn store_error_response(e: &StoreError) -> Response<Bytes> {
-    if let StoreError::Check(CheckError::CostExceedsBurst { .. }) = e {
-        return response(StatusCode::PAYLOAD_TOO_LARGE, TEXT_PLAIN, e.to_string());
+    match e {
+        StoreError::Check(CheckError::CostExceedsBurst { .. }) => {
+            return response(StatusCode::PAYLOAD_TOO_LARGE, TEXT_PLAIN, e.to_string());
+        }
+        StoreError::Check(CheckError::UnknownTier { .. }) => {
+            return response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT_PLAIN,
+                "rate limiter misconfigured: unknown plan",
+            );
+        }
+        _ => {}
     }
     let mut res = response(
         StatusCode::SERVICE_UNAVAILABLE,

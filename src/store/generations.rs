@@ -58,6 +58,13 @@ impl<T> Generations<T> {
         self.current.store(g, Ordering::Release);
     }
 
+    /// Generation `g`, filled with `f` the first time it is asked for (lists that follow
+    /// another's generations lazily, e.g. header values per configuration). `None` past
+    /// [`MAX_GENERATIONS`].
+    pub(crate) fn get_or_init(&self, g: u32, f: impl FnOnce() -> T) -> Option<&T> {
+        self.slot(g).map(|slot| slot.get_or_init(f))
+    }
+
     /// Generation `g`, if pushed.
     #[inline]
     pub(crate) fn get(&self, g: u32) -> Option<&T> {

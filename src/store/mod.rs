@@ -15,7 +15,7 @@ use crate::error::{CheckError, ReloadError, StoreError};
 use crate::quota::Quotas;
 pub use generations::MAX_GENERATIONS;
 
-mod generations;
+pub(crate) mod generations;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
