@@ -87,6 +87,7 @@ pub struct RateLimitLayerBuilder<E: KeyExtractor, Src, R = NoResolver> {
     on_decision: Option<EventFn>,
     stats: bool,
     key_log: KeyLog,
+    metrics: Option<Option<std::borrow::Cow<'static, str>>>,
 }
 
 impl<E: KeyExtractor, Src: fmt::Debug, R> fmt::Debug for RateLimitLayerBuilder<E, Src, R> {
@@ -116,6 +117,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
             on_decision: None,
             stats: false,
             key_log: KeyLog::default(),
+            metrics: None,
         }
     }
 
@@ -136,6 +138,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
             on_decision: self.on_decision,
             stats: self.stats,
             key_log: self.key_log,
+            metrics: self.metrics,
         }
     }
 
@@ -172,6 +175,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
             on_decision,
             stats,
             key_log,
+            metrics,
             ..
         } = self;
         RateLimitLayerBuilder {
@@ -188,6 +192,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
             on_decision,
             stats,
             key_log,
+            metrics,
         }
     }
 }
@@ -254,6 +259,17 @@ impl<E: KeyExtractor, Src, R> RateLimitLayerBuilder<E, Src, R> {
         self
     }
 
+    /// Exports every decision through the [`metrics`](https://docs.rs/metrics) facade
+    /// (feature `metrics`): `tower_ratelimit_requests_total` and
+    /// `tower_ratelimit_near_limit_total`, labelled with `layer` (this name, if given),
+    /// `plan`, `policy` and `verdict`, never the client key. Install the recorder before
+    /// building the layer. See the README for the full list.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, layer: Option<&'static str>) -> Self {
+        self.metrics = Some(layer.map(std::borrow::Cow::Borrowed));
+        self
+    }
+
     /// How logs show keys (default hashed).
     pub fn log_keys(mut self, mode: KeyLog) -> Self {
         self.key_log = mode;
@@ -275,6 +291,7 @@ impl<E: KeyExtractor, Src, R> RateLimitLayerBuilder<E, Src, R> {
             on_decision,
             stats,
             key_log,
+            metrics,
         } = self;
         (
             src,
@@ -292,6 +309,7 @@ impl<E: KeyExtractor, Src, R> RateLimitLayerBuilder<E, Src, R> {
                 on_decision,
                 stats,
                 key_log,
+                metrics,
             },
         )
     }
@@ -301,6 +319,13 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
     fn finish<S: Store<E::Key>>(self, store: S) -> RateLimitLayer<E, S> {
         let plan = Arc::new(HeaderPlan::new(store.tiers().clone(), self.style));
         let counters = self.stats.then(|| Counters::new(store.tiers()));
+        #[cfg(feature = "metrics")]
+        let metrics = self
+            .metrics
+            .map(|layer| super::metrics::Metrics::new(layer, store.tiers()));
+        #[cfg(feature = "metrics")]
+        let observed = counters.is_some() || self.on_decision.is_some() || metrics.is_some();
+        #[cfg(not(feature = "metrics"))]
         let observed = counters.is_some() || self.on_decision.is_some();
         RateLimitLayer::from_shared(Shared {
             store,
@@ -318,6 +343,8 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
             on_decision: self.on_decision,
             observed,
             counters,
+            #[cfg(feature = "metrics")]
+            metrics,
             key_log: self.key_log,
             hasher: std::hash::RandomState::new(),
             warned: IntervalGate::per_second(),
@@ -360,6 +387,7 @@ impl<E: KeyExtractor, C, R> RateLimitLayerBuilder<E, InMemory<C>, R> {
             on_decision,
             stats,
             key_log,
+            metrics,
         } = self;
         RateLimitLayerBuilder {
             resolver,
@@ -379,6 +407,7 @@ impl<E: KeyExtractor, C, R> RateLimitLayerBuilder<E, InMemory<C>, R> {
             on_decision,
             stats,
             key_log,
+            metrics,
         }
     }
 

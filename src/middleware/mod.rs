@@ -59,6 +59,8 @@ mod builder;
 mod event;
 pub mod future;
 mod layer;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod service;
 mod shared;
 

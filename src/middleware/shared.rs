@@ -68,6 +68,8 @@ pub(crate) struct Shared<E: KeyExtractor, S> {
     pub(crate) missing: MissingKey,
     pub(crate) on_decision: Option<EventFn>,
     pub(crate) counters: Option<Counters>,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Option<super::metrics::Metrics>,
     /// Counters or a hook are set: decisions must be recorded.
     pub(crate) observed: bool,
     pub(crate) key_log: KeyLog,
@@ -132,6 +134,10 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         }
         if let Some(c) = &self.counters {
             c.record(verdict, tier, decision.as_ref());
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.record(verdict, tier, decision.as_ref(), |g| self.store.tiers_of(g));
         }
         if let Some(hook) = &self.on_decision {
             let tiers = match &decision {

@@ -234,6 +234,10 @@ pub struct KeyedRateLimiter<K: ?Sized, C = DefaultClock> {
     sweeping: AtomicBool,
     last_sweep_ns: AtomicU64,
     sweep_interval_ns: u64,
+    /// `tower_ratelimit_tracked_keys{plan}` (feature `metrics`), set when keys are added
+    /// or swept; only a store's limiters have one.
+    #[cfg(feature = "metrics")]
+    gauge: Option<metrics::Gauge>,
 }
 
 impl<K: ?Sized, C> fmt::Debug for KeyedRateLimiter<K, C> {
@@ -291,6 +295,8 @@ where
             sweeping: AtomicBool::new(false),
             last_sweep_ns: AtomicU64::new(0),
             sweep_interval_ns: longest_t.clamp(1_000_000, 1_000_000_000),
+            #[cfg(feature = "metrics")]
+            gauge: None,
         }
     }
 
@@ -386,6 +392,10 @@ where
         };
         let mut next = Self::build(quotas, self.clock.clone(), hasher);
         next.max_keys = self.max_keys;
+        #[cfg(feature = "metrics")]
+        {
+            next.gauge = self.gauge.clone();
+        }
         next
     }
 
@@ -433,6 +443,10 @@ where
         now_ns: u64,
         now: u64,
     ) -> Result<(), CheckError> {
+        #[cfg(feature = "metrics")]
+        if let Some(g) = &self.gauge {
+            g.set(live as f64 + 1.0);
+        }
         let inserts = self.inserts_since_sweep.fetch_add(1, Relaxed) + 1;
         if inserts >= (live / 2).max(MIN_SWEEP_INSERTS) {
             self.sweep(table, now_ns, now);
@@ -461,6 +475,10 @@ where
         self.last_sweep_ns.store(now_ns, Relaxed);
         table.sweep(|cell| cell.try_reap(&self.quotas, now));
         self.sweeping.store(false, Relaxed);
+        #[cfg(feature = "metrics")]
+        if let Some(g) = &self.gauge {
+            g.set(table.len() as f64);
+        }
     }
 
     /// Reclaims every expired key now (normally not needed: inserts do it as they go).
@@ -496,6 +514,24 @@ where
         &self.clock
     }
 }
+
+/// A store's limiter for `plan`: with the `metrics` feature, it reports its key count as
+/// `tower_ratelimit_tracked_keys{plan}`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+fn tracked<K: ?Sized, C>(plan: &str, limiter: KeyedRateLimiter<K, C>) -> KeyedRateLimiter<K, C> {
+    #[cfg(feature = "metrics")]
+    {
+        let mut limiter = limiter;
+        limiter.gauge = Some(metrics::gauge!(TRACKED_KEYS, "plan" => plan.to_owned()));
+        limiter
+    }
+    #[cfg(not(feature = "metrics"))]
+    limiter
+}
+
+/// Gauge of the keys a memory store tracks, per plan (feature `metrics`).
+#[cfg(feature = "metrics")]
+const TRACKED_KEYS: &str = "tower_ratelimit_tracked_keys";
 
 /// The in-process [`Store`]: one [`KeyedRateLimiter`] per tier, reconfigurable while
 /// requests flow ([`reload`](Self::reload)).
@@ -583,9 +619,9 @@ where
                 .map(|q| RateLimiter::with_clock(q.clone(), clock.clone()));
             (Vec::new(), direct.collect())
         } else {
-            let keyed = tiers
-                .iter()
-                .map(|q| KeyedRateLimiter::with_clock(q.clone(), clock.clone()));
+            let keyed = tiers.plans().map(|(_, plan, q)| {
+                tracked(plan, KeyedRateLimiter::with_clock(q.clone(), clock.clone()))
+            });
             (keyed.collect(), Vec::new())
         };
         MemoryStore {
@@ -609,10 +645,10 @@ where
             Vec::new()
         } else {
             tiers
-                .iter()
-                .map(|q| {
-                    KeyedRateLimiter::with_clock(q.clone(), self.clock.clone())
-                        .with_max_keys(max_keys)
+                .plans()
+                .map(|(_, plan, q)| {
+                    let l = KeyedRateLimiter::with_clock(q.clone(), self.clock.clone());
+                    tracked(plan, l.with_max_keys(max_keys))
                 })
                 .collect()
         };
@@ -665,14 +701,13 @@ where
             Vec::new()
         } else {
             tiers
-                .iter()
-                .enumerate()
-                .map(|(i, q)| match old.limiters.get(i) {
+                .plans()
+                .map(|(Tier(i), plan, q)| match old.limiters.get(i) {
                     Some(prev) => prev.successor(q.clone()),
                     None => {
                         let mut l = KeyedRateLimiter::with_clock(q.clone(), self.clock.clone());
                         l.max_keys = old.limiters.first().and_then(|l| l.max_keys);
-                        l
+                        tracked(plan, l)
                     }
                 })
                 .collect()

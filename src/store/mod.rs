@@ -166,6 +166,7 @@ impl Tiers {
     }
 
     /// The quota set of `tier`, or the error a check against an unknown tier gives.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn resolve(&self, tier: Tier) -> Result<&Quotas, CheckError> {
         self.sets.get(tier.0).ok_or(CheckError::UnknownTier {
             tier: tier.0,

@@ -104,6 +104,10 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+/// Histogram of script calls (feature `metrics`), labelled `outcome` = ok, error, timeout.
+#[cfg(feature = "metrics")]
+const REDIS_CALL_SECONDS: &str = "tower_ratelimit_redis_call_duration_seconds";
+
 struct Inner {
     /// Every configuration so far: the tiers and, per tier, the script's arguments.
     gens: Generations<Gen>,
@@ -350,6 +354,8 @@ impl Inner {
             params: &config.scripts[t].args,
         };
         let conn = self.conn.get();
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
         let result = match tokio::time::timeout(self.timeout, conn.eval(&call)).await {
             Ok(Ok(value)) => parse_reply(&value, quotas),
             // Connecting has its own timeout, which may fire first.
@@ -357,6 +363,16 @@ impl Inner {
             Ok(Err(e)) => Err(StoreError::Unavailable(Box::new(e))),
             Err(_) => Err(StoreError::Timeout),
         };
+        #[cfg(feature = "metrics")]
+        {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(StoreError::Timeout) => "timeout",
+                Err(_) => "error",
+            };
+            metrics::histogram!(REDIS_CALL_SECONDS, "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
+        }
         match &result {
             Err(StoreError::Timeout) => self.conn.timed_out(),
             Ok(_) => self.conn.answered(),
