@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::hash::{Hash, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -14,7 +13,7 @@ use crate::gcra::carry_over;
 use crate::quota::Quotas;
 use crate::state::{Cell, Cell64, Cell128, Raw};
 use crate::store::generations::Generations;
-use crate::store::table::{CellTable, Retired};
+use crate::store::table::{Admit, CellTable, Retired};
 use crate::store::{Check, Store, Tier, Tiers};
 
 /// Why a check in one configuration generation gave no decision.
@@ -199,17 +198,39 @@ enum Table {
     Many(CellTable<Cell128>),
 }
 
+/// What a keyed limiter does with a **new** key once it tracks its maximum number of
+/// keys ([`KeyedRateLimiter::with_max_keys`]). Keys already tracked are never affected:
+/// a live key is never evicted to make room, since that would hand an over-limit client
+/// a fresh budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AtCapacity {
+    /// Refuse to decide: the check returns [`CheckError::TooManyKeys`], which the
+    /// middleware answers with 503 Service Unavailable and `Retry-After: 1`. The default:
+    /// a flood of new keys cannot get past the limiter, at the price of turning new
+    /// clients away until room frees.
+    #[default]
+    Reject,
+    /// Admit the new key as if it had never been seen (a full burst), without tracking
+    /// it: its next request is decided afresh again, so until room frees, each new client
+    /// is limited only per request (`cost <= burst`), not over time. Service for new
+    /// clients goes on during a flood; the limit on them is suspended for that time.
+    AdmitUntracked,
+}
+
 /// One state per client key (IP, API key, any `Hash` key, unsized ones like `str`
 /// included) over a lock-free table that stores a 64-bit keyed fingerprint of each key
 /// inline beside its state (see the note on collisions below).
 ///
-/// Memory stays bounded without a cleanup thread: a key whose state has become
-/// equivalent to "never seen" (every quota fully restored) is reclaimed by sweeps that
-/// run as part of inserting new keys, amortised to O(1) per insert. An optional cap
-/// ([`KeyedRateLimiter::with_max_keys`]) bounds the number of tracked keys under a flood
-/// of distinct keys: at the cap, expired keys are swept (at most once per sweep
-/// interval), and if none can be freed the new key gets [`CheckError::TooManyKeys`]
-/// rather than evicting a live key, which would reset that client's limit.
+/// Memory stays bounded without a cleanup thread, and no check pays for the whole table:
+/// each insert of a new key does one bounded step of upkeep (reaping a few dozen slots
+/// whose state has become equivalent to "never seen", or moving a few hundred slots of a
+/// resize in progress). The table grows as keys arrive and shrinks again when a sweep
+/// finds most of it dead. An optional cap ([`KeyedRateLimiter::with_max_keys`]) bounds
+/// the number of tracked keys under a flood of distinct keys; at the cap, new keys get
+/// the [`AtCapacity`] policy (by default [`CheckError::TooManyKeys`]) while the sweep,
+/// driven by those same attempts, frees the room of expired keys. A live key is never
+/// evicted, which would reset that client's limit.
 ///
 /// Keys are not stored: a slot holds a SipHash-1-3 fingerprint (random keys per limiter)
 /// and the state, 16 bytes (32 for a multi-quota set), one cache miss per lookup. Two
@@ -230,10 +251,7 @@ pub struct KeyedRateLimiter<K: ?Sized, C = DefaultClock> {
     key: std::marker::PhantomData<fn(&K)>,
     clock: C,
     max_keys: Option<usize>,
-    inserts_since_sweep: AtomicUsize,
-    sweeping: AtomicBool,
-    last_sweep_ns: AtomicU64,
-    sweep_interval_ns: u64,
+    at_capacity: AtCapacity,
     /// `tower_ratelimit_tracked_keys{plan}` (feature `metrics`), set when keys are added
     /// or swept; only a store's limiters have one.
     #[cfg(feature = "metrics")]
@@ -245,12 +263,10 @@ impl<K: ?Sized, C> fmt::Debug for KeyedRateLimiter<K, C> {
         f.debug_struct("KeyedRateLimiter")
             .field("quotas", &self.quotas)
             .field("max_keys", &self.max_keys)
+            .field("at_capacity", &self.at_capacity)
             .finish_non_exhaustive()
     }
 }
-
-/// Sweeps triggered by growth wait for at least this many inserts.
-const MIN_SWEEP_INSERTS: usize = 4096;
 
 impl<K> KeyedRateLimiter<K, DefaultClock>
 where
@@ -278,31 +294,41 @@ where
         } else {
             Table::Many(CellTable::with_hasher(hasher))
         };
-        // A key inserted now is usually reclaimable one emission interval later; at the
-        // cap, sweeping more often than that frees nothing and costs O(keys).
-        let longest_t = quotas
-            .iter()
-            .map(|q| q.t_ns())
-            .max()
-            .unwrap_or(1_000_000_000);
         KeyedRateLimiter {
             quotas,
             table,
             key: std::marker::PhantomData,
             clock,
             max_keys: None,
-            inserts_since_sweep: AtomicUsize::new(0),
-            sweeping: AtomicBool::new(false),
-            last_sweep_ns: AtomicU64::new(0),
-            sweep_interval_ns: longest_t.clamp(1_000_000, 1_000_000_000),
+            at_capacity: AtCapacity::default(),
             #[cfg(feature = "metrics")]
             gauge: None,
         }
     }
 
-    /// Caps the number of tracked keys (see the type's docs for what happens at the cap).
+    /// Caps the number of tracked keys; new keys beyond it get the [`AtCapacity`] policy
+    /// ([`with_at_capacity`](Self::with_at_capacity), [`AtCapacity::Reject`] by default).
+    /// Under concurrent inserts the cap may be overshot by about one key per thread.
+    ///
+    /// ```
+    /// use tower_ratelimit::{AtCapacity, CheckError, KeyedRateLimiter, Quota};
+    /// let limiter = KeyedRateLimiter::<u32>::new(Quota::per_hour(10).unwrap()).with_max_keys(2);
+    /// assert!(limiter.check_key(&1).unwrap().is_allowed());
+    /// assert!(limiter.check_key(&2).unwrap().is_allowed());
+    /// assert_eq!(limiter.check_key(&3).unwrap_err(), CheckError::TooManyKeys { max_keys: 2 });
+    ///
+    /// let limiter = limiter.with_at_capacity(AtCapacity::AdmitUntracked);
+    /// assert!(limiter.check_key(&3).unwrap().is_allowed(), "admitted, not tracked");
+    /// assert_eq!(limiter.len(), 2);
+    /// ```
     pub fn with_max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys);
+        self
+    }
+
+    /// What new keys get at the cap (see [`AtCapacity`]; no effect without a cap).
+    pub fn with_at_capacity(mut self, policy: AtCapacity) -> Self {
+        self.at_capacity = policy;
         self
     }
 
@@ -333,11 +359,10 @@ where
         from: Option<(&Self, u64)>,
     ) -> Result<Decision<'_>, Miss> {
         self.quotas.check_cost(cost)?;
-        let now_ns = capped_now_ns(&self.clock);
-        let now = now_ns >> self.quotas.shift;
+        let now = capped_now_ns(&self.clock) >> self.quotas.shift;
         let raw = match &self.table {
-            Table::One(map) => self.check_in(map, key, now_ns, now, cost, from)?,
-            Table::Many(map) => self.check_in(map, key, now_ns, now, cost, from)?,
+            Table::One(map) => self.check_in(map, key, now, cost, from)?,
+            Table::Many(map) => self.check_in(map, key, now, cost, from)?,
         };
         Ok(decision(&self.quotas, now, raw, cost))
     }
@@ -347,7 +372,6 @@ where
         &self,
         table: &CellTable<V>,
         key: &K,
-        now_ns: u64,
         now: u64,
         cost: u32,
         from: Option<(&Self, u64)>,
@@ -365,10 +389,8 @@ where
         });
         table.with_fp(
             fp,
-            |live| {
-                self.make_room(table, live, now_ns, now)
-                    .map_err(Miss::Check)
-            },
+            |cell| cell.try_reap(&self.quotas, now),
+            |live| self.admit_new(live).map_err(Miss::Check),
             |cell| {
                 if let Some(word) = carried
                     && !cell.adopt(word)
@@ -392,6 +414,7 @@ where
         };
         let mut next = Self::build(quotas, self.clock.clone(), hasher);
         next.max_keys = self.max_keys;
+        next.at_capacity = self.at_capacity;
         #[cfg(feature = "metrics")]
         {
             next.gauge = self.gauge.clone();
@@ -420,7 +443,8 @@ where
                     // The key cap does not apply: these keys were already tracked.
                     let _ = new.with_fp(
                         fp,
-                        |_| Ok::<(), Miss>(()),
+                        |_| false,
+                        |_| Ok::<Admit, Miss>(Admit::Track),
                         |cell| cell.adopt(w).then_some(()),
                     );
                 }
@@ -435,59 +459,42 @@ where
         }
     }
 
-    /// Runs before a new key is inserted: keeps the table bounded.
-    fn make_room<V: Cell>(
-        &self,
-        table: &CellTable<V>,
-        live: usize,
-        now_ns: u64,
-        now: u64,
-    ) -> Result<(), CheckError> {
+    /// Runs before a new key is inserted (after its bounded upkeep step).
+    fn admit_new(&self, live: usize) -> Result<Admit, CheckError> {
         #[cfg(feature = "metrics")]
         if let Some(g) = &self.gauge {
             g.set(live as f64 + 1.0);
         }
-        let inserts = self.inserts_since_sweep.fetch_add(1, Relaxed) + 1;
-        if inserts >= (live / 2).max(MIN_SWEEP_INSERTS) {
-            self.sweep(table, now_ns, now);
+        match self.max_keys {
+            Some(max_keys) if live >= max_keys => match self.at_capacity {
+                AtCapacity::Reject => Err(CheckError::TooManyKeys { max_keys }),
+                AtCapacity::AdmitUntracked => Ok(Admit::Untracked),
+            },
+            _ => Ok(Admit::Track),
         }
-        if let Some(max_keys) = self.max_keys
-            && live >= max_keys
-        {
-            let last = self.last_sweep_ns.load(Relaxed);
-            if now_ns >= last.saturating_add(self.sweep_interval_ns) {
-                self.sweep(table, now_ns, now);
-            }
-            if table.len() >= max_keys {
-                return Err(CheckError::TooManyKeys { max_keys });
-            }
-        }
-        Ok(())
     }
 
-    /// Tombstones every key whose state equals "never seen". One sweeper at a time;
-    /// others skip rather than wait.
-    fn sweep<V: Cell>(&self, table: &CellTable<V>, now_ns: u64, now: u64) {
-        if self.sweeping.swap(true, Relaxed) {
-            return;
+    /// Reclaims every expired key now, in one pass over the table (O(keys); not needed
+    /// in normal use, since inserts reclaim as they go, a bounded step at a time).
+    pub fn reclaim(&self) {
+        let now = capped_now_ns(&self.clock) >> self.quotas.shift;
+        match &self.table {
+            Table::One(map) => map.reclaim_all(|cell| cell.try_reap(&self.quotas, now)),
+            Table::Many(map) => map.reclaim_all(|cell| cell.try_reap(&self.quotas, now)),
         }
-        self.inserts_since_sweep.store(0, Relaxed);
-        self.last_sweep_ns.store(now_ns, Relaxed);
-        table.sweep(|cell| cell.try_reap(&self.quotas, now));
-        self.sweeping.store(false, Relaxed);
         #[cfg(feature = "metrics")]
         if let Some(g) = &self.gauge {
-            g.set(table.len() as f64);
+            g.set(self.len() as f64);
         }
     }
 
-    /// Reclaims every expired key now (normally not needed: inserts do it as they go).
-    pub fn reclaim(&self) {
-        let now_ns = capped_now_ns(&self.clock);
-        let now = now_ns >> self.quotas.shift;
+    /// Slots allocated by the table (tables, during a resize), each 16 bytes (32 for a
+    /// multi-quota set): for memory figures.
+    #[doc(hidden)]
+    pub fn table_bytes(&self) -> usize {
         match &self.table {
-            Table::One(map) => self.sweep(map, now_ns, now),
-            Table::Many(map) => self.sweep(map, now_ns, now),
+            Table::One(map) => map.slots() * size_of::<(u64, Cell64)>(),
+            Table::Many(map) => map.slots() * size_of::<(u64, Cell128)>(),
         }
     }
 
@@ -573,6 +580,8 @@ pub struct MemoryStore<K, C = DefaultClock> {
     /// Serialises reloads.
     reloading: Mutex<()>,
     clock: C,
+    max_keys: Option<usize>,
+    at_capacity: AtCapacity,
 }
 
 /// The limiters of one configuration generation.
@@ -634,22 +643,42 @@ where
             }),
             reloading: Mutex::new(()),
             clock,
+            max_keys: None,
+            at_capacity: AtCapacity::default(),
         }
     }
 
     /// Caps the keys tracked per tier (see [`KeyedRateLimiter::with_max_keys`]); reloads
-    /// keep the cap.
-    pub fn with_max_keys(self, max_keys: usize) -> Self {
+    /// keep the cap. Set before use: the tiers start afresh.
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = Some(max_keys);
+        self.restart()
+    }
+
+    /// What new keys get at the cap, in every tier (see [`AtCapacity`]); reloads keep it.
+    /// Set before use: the tiers start afresh.
+    pub fn with_at_capacity(mut self, policy: AtCapacity) -> Self {
+        self.at_capacity = policy;
+        self.restart()
+    }
+
+    /// A fresh limiter for `plan` with the store's key cap and capacity policy.
+    fn fresh(&self, plan: &str, quotas: &Quotas) -> KeyedRateLimiter<K, C> {
+        let mut l = KeyedRateLimiter::with_clock(quotas.clone(), self.clock.clone())
+            .with_at_capacity(self.at_capacity);
+        l.max_keys = self.max_keys;
+        tracked(plan, l)
+    }
+
+    /// Rebuilds the current generation's keyed limiters empty (builder-time settings).
+    fn restart(self) -> Self {
         let (_, tiers) = self.gens.current();
         let limiters: Vec<_> = if size_of::<K>() == 0 {
             Vec::new()
         } else {
             tiers
                 .plans()
-                .map(|(_, plan, q)| {
-                    let l = KeyedRateLimiter::with_clock(q.clone(), self.clock.clone());
-                    tracked(plan, l.with_max_keys(max_keys))
-                })
+                .map(|(_, plan, q)| self.fresh(plan, q))
                 .collect()
         };
         let live = self.live.load_full();
@@ -704,11 +733,7 @@ where
                 .plans()
                 .map(|(Tier(i), plan, q)| match old.limiters.get(i) {
                     Some(prev) => prev.successor(q.clone()),
-                    None => {
-                        let mut l = KeyedRateLimiter::with_clock(q.clone(), self.clock.clone());
-                        l.max_keys = old.limiters.first().and_then(|l| l.max_keys);
-                        tracked(plan, l)
-                    }
+                    None => self.fresh(plan, q),
                 })
                 .collect()
         };
