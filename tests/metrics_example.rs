@@ -154,12 +154,12 @@ fn metrics_count_what_clients_saw() {
     let counter = "tower_ratelimit_requests_total";
     assert_eq!(
         sample(&text, counter, &labels("admitted")),
-        Some(admitted as f64),
+        Some(f64::from(admitted)),
         "{text}"
     );
     assert_eq!(
         sample(&text, counter, &labels("denied")),
-        Some(denied as f64),
+        Some(f64::from(denied)),
         "{text}"
     );
     assert_eq!(
@@ -172,7 +172,7 @@ fn metrics_count_what_clients_saw() {
                 ("policy", "minute")
             ]
         ),
-        Some(near as f64),
+        Some(f64::from(near)),
         "{text}"
     );
     assert_eq!(

@@ -122,10 +122,11 @@ impl Metrics {
             c[index].increment(1);
         }
         // As envoy's ratelimit reports "near limit": at least 80% of the burst used.
-        if index == 0 && binding.remaining() * 5 <= u64::from(binding.quota().burst()) {
-            if let Some(c) = t.near_limit.get(policy) {
-                c.increment(1);
-            }
+        if index == 0
+            && binding.remaining() * 5 <= u64::from(binding.quota().burst())
+            && let Some(c) = t.near_limit.get(policy)
+        {
+            c.increment(1);
         }
     }
 }

@@ -243,7 +243,7 @@ pub(crate) fn parse_window(s: &str) -> Result<Duration, ParseErrorKind> {
 pub(crate) fn write_window(f: &mut fmt::Formatter<'_>, window_ns: u64) -> fmt::Result {
     let (unit, unit_ns) = UNITS
         .iter()
-        .find(|(_, n)| window_ns % n == 0)
+        .find(|(_, n)| window_ns.is_multiple_of(*n))
         .copied()
         .unwrap_or(("ns", 1));
     match window_ns / unit_ns {

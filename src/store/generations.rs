@@ -14,8 +14,11 @@ const CHUNKS: usize = 64;
 /// Most configurations one store accepts in its life (the first included).
 pub const MAX_GENERATIONS: usize = CHUNK * CHUNKS;
 
+/// A chunk of generation slots, allocated when first needed.
+type Chunk<T> = OnceLock<Box<[OnceLock<T>]>>;
+
 pub(crate) struct Generations<T> {
-    chunks: Box<[OnceLock<Box<[OnceLock<T>]>>]>,
+    chunks: Box<[Chunk<T>]>,
     /// The newest published generation.
     current: AtomicU32,
     /// How many have been pushed (only the reloader writes, under its lock).
