@@ -13,6 +13,9 @@ use tower_ratelimit::key::HeaderKey;
 use tower_ratelimit::store::{Tier, Tiers};
 use tower_ratelimit::{Quotas, RateLimitLayer, ReloadError, Verdict};
 
+/// What the hook saw: the verdict and the plan name.
+type Seen = (Verdict, Option<String>);
+
 fn set(s: &str) -> Quotas {
     s.parse().expect("valid")
 }
@@ -29,7 +32,7 @@ async fn hello(http: &Http, key: &str) -> common::Answer {
 async fn plans_by_name_and_unknown_plans_are_errors() {
     let tiers = Tiers::new(set("1/min")).plan("pro", set("3/min"));
     let pro = tiers.tier("pro").expect("declared");
-    let seen: Arc<Mutex<Vec<(Verdict, Option<String>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = seen.clone();
     let layer = RateLimitLayer::builder(tiers)
         .key(HeaderKey::new(http::HeaderName::from_static("x-api-key")))
