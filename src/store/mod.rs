@@ -27,7 +27,7 @@ mod table;
 ///
 /// Obtain handles by name when the layer is built ([`Tiers::tier`]) and return them from
 /// the tier resolver; a handle that names no set is an error
-/// ([`CheckError::UnknownTier`](crate::CheckError::UnknownTier)) when a request is
+/// ([`CheckError::UnknownTier`]) when a request is
 /// checked against it, never a silent fall-back to the default set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Tier(pub usize);
