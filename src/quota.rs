@@ -266,6 +266,7 @@ impl Quota {
         &self.name
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn t_ns(&self) -> u64 {
         self.t_ns
     }
