@@ -5,7 +5,7 @@
 //! redis-server --port 6379 &
 //! PORT=3000 cargo run --example redis --features redis,axum &
 //! PORT=3001 cargo run --example redis --features redis,axum &
-//! for i in $(seq 20); do curl -s -o /dev/null -w '%{http_code}\n' 127.0.0.1:300$((i % 2))/; done
+//! for i in $(seq 20); do curl -s -o /dev/null -w '%{http_code}\n' 127.0.0.1:300$((i % 2))/hello; done
 //! ```
 //!
 //! Between them the two copies admit 10 requests, not 20. Environment: `REDIS_URL`
@@ -42,7 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("{url}: {e}"))?;
     let layer = RateLimitLayer::with_store(store).key(PeerIp::new()).build();
     let app = Router::new()
-        .route("/", get(|| async { "hello\n" }))
+        // The axum example's routes, on a shared limit.
+        .route("/", get(|| async { "tower-ratelimit redis example\n" }))
+        .route("/hello", get(|| async { "hello\n" }))
         .layer(layer);
     let listener = common::listen(3000).await?;
     axum::serve(

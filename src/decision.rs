@@ -42,6 +42,9 @@ pub struct Outcome {
     cost: u32,
     /// [`Quotas::fingerprint`] of the set that decided.
     set: u32,
+    /// The store's configuration generation the decision was made under (see
+    /// [`Store::tiers_of`](crate::store::Store::tiers_of)); 0 until a reload.
+    generation: u32,
     /// `(quota index, wait in units)` when denied.
     denied: Option<(u8, u64)>,
 }
@@ -60,6 +63,7 @@ impl Outcome {
             tats,
             cost,
             set: quotas.fingerprint,
+            generation: 0,
             // MAX_QUOTAS is far below 256.
             denied: denied.map(|(i, w)| (i as u8, w)),
         }
@@ -69,6 +73,20 @@ impl Outcome {
     #[inline]
     pub fn is_allowed(&self) -> bool {
         self.denied.is_none()
+    }
+
+    /// The configuration generation of the store that decided (0 until its first
+    /// reload): re-attach the outcome to that generation's quota set,
+    /// [`Store::tiers_of`](crate::store::Store::tiers_of)`(generation)`.
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    #[inline]
+    pub(crate) fn in_generation(mut self, generation: u32) -> Self {
+        self.generation = generation;
+        self
     }
 
     /// Re-attaches the quota set the outcome was decided against: the store's

@@ -23,6 +23,15 @@ pub enum CheckError {
         /// The configured maximum.
         max_keys: usize,
     },
+    /// The tier resolver returned a tier the store does not have: a configuration
+    /// error, answered `500` by the middleware (never a silent fall-back to the default
+    /// set).
+    UnknownTier {
+        /// The index asked for.
+        tier: usize,
+        /// How many tiers the store has.
+        tiers: usize,
+    },
 }
 
 impl fmt::Display for CheckError {
@@ -36,6 +45,10 @@ impl fmt::Display for CheckError {
             Self::TooManyKeys { max_keys } => write!(
                 f,
                 "the limiter already tracks its maximum of {max_keys} keys"
+            ),
+            Self::UnknownTier { tier, tiers } => write!(
+                f,
+                "tier {tier} does not exist (the store has {tiers}); check the tier resolver"
             ),
         }
     }
@@ -80,3 +93,34 @@ impl From<CheckError> for StoreError {
         Self::Check(e)
     }
 }
+
+/// Why a live reconfiguration was refused. The configuration in force stays as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The new configuration lacks a plan the current one has: tier handles given out
+    /// for it would dangle. Plans can be added and changed, not removed.
+    PlanRemoved(String),
+    /// The store has taken its maximum number of configurations
+    /// ([`MAX_GENERATIONS`](crate::store::MAX_GENERATIONS)); rebuild it.
+    TooManyReloads,
+    /// The store cannot change its quotas while running.
+    Unsupported,
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PlanRemoved(p) => write!(
+                f,
+                "plan {p:?} is missing from the new configuration; plans can be added or changed, not removed"
+            ),
+            Self::TooManyReloads => {
+                f.write_str("the store has reached its maximum number of reloads")
+            }
+            Self::Unsupported => f.write_str("this store cannot change its quotas while running"),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}

@@ -86,13 +86,13 @@ pub mod store;
 pub use middleware::{body, future};
 
 pub use middleware::{
-    DecisionEvent, InMemory, KeyLog, MissingKey, PolicyStats, RateLimit, RateLimitLayer,
-    RateLimitLayerBuilder, Stats, Verdict, WithStore,
+    DecisionEvent, HasResolver, InMemory, KeyLog, MissingKey, NoResolver, PolicyStats, RateLimit,
+    RateLimitLayer, RateLimitLayerBuilder, Stats, Verdict, WithStore,
 };
 
 pub use decision::{Decision, Outcome, QuotaState};
-pub use error::{CheckError, StoreError};
-pub use quota::{Quota, QuotaError, Quotas};
+pub use error::{CheckError, ReloadError, StoreError};
+pub use quota::{ParseQuotaError, Quota, QuotaError, Quotas};
 pub use store::memory::{AtCapacity, KeyedRateLimiter, RateLimiter};
 
 // The README's code blocks are compiled as doctests (they use every integration).

@@ -48,12 +48,33 @@
 //! before a boundary and `n` just after it: `2n` in a moment. GCRA has no boundaries: it
 //! refills continuously (one request every `T`), needs no timer and no counter reset, and
 //! its "remaining" and "reset" values move smoothly.
+//!
+//! # As text
+//!
+//! Quotas and sets parse from and print to a short text form (see [`parse`] for the
+//! grammar), which is what configuration files hold:
+//!
+//! ```
+//! use tower_ratelimit::{Quota, Quotas};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let q: Quota = "100/min burst 10".parse()?;
+//! assert_eq!(q, Quota::per_minute(100)?.with_burst(10)?);
+//! let set: Quotas = "4/s name burst, 120/min".parse()?;
+//! assert_eq!(set, Quotas::claid());
+//! assert_eq!(set.to_string().parse::<Quotas>()?, set);
+//! # Ok(()) }
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use crate::error::CheckError;
+
+pub mod parse;
+pub use parse::{ParseErrorKind, ParseQuotaError};
+#[cfg(feature = "serde")]
+mod serde;
 
 /// Most quotas one [`Quotas`] set can hold.
 pub const MAX_QUOTAS: usize = 4;
@@ -191,6 +212,11 @@ impl Quota {
         Self::new(limit, Duration::from_secs(3600))
     }
 
+    /// `limit` requests per day (86 400 s).
+    pub fn per_day(limit: u32) -> Result<Self, QuotaError> {
+        Self::new(limit, Duration::from_secs(86_400))
+    }
+
     /// Sets the burst: how many requests may arrive at once after a quiet period.
     /// `1` spaces requests evenly; values above the limit allow larger bursts.
     pub fn with_burst(mut self, burst: u32) -> Result<Self, QuotaError> {
@@ -240,6 +266,7 @@ impl Quota {
         &self.name
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn t_ns(&self) -> u64 {
         self.t_ns
     }

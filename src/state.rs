@@ -94,6 +94,12 @@ pub(crate) trait Cell: ZeroIsEmpty + Default + Send + Sync + 'static {
     /// here first, possibly reclaimed since). `false` only if the cell was frozen while
     /// still empty: the state must then be carried further on.
     fn adopt(&self, word: Self::Word) -> bool;
+
+    /// The TATs a state word holds, in the set's unit.
+    fn decode(quotas: &Quotas, word: Self::Word) -> [u64; MAX_QUOTAS];
+    /// The state word of `tats`, each at least `now` and at most its quota's capacity
+    /// above it (as [`carry_over`](crate::gcra::carry_over) gives them).
+    fn encode(quotas: &Quotas, tats: &[u64; MAX_QUOTAS], now: u64) -> Self::Word;
 }
 
 /// State of a single-quota set: the TAT.
@@ -166,6 +172,14 @@ impl Cell for Cell64 {
             Ok(_) => true,
             Err(actual) => actual != FROZEN64,
         }
+    }
+
+    fn decode(_: &Quotas, word: u64) -> [u64; MAX_QUOTAS] {
+        [word, 0, 0, 0]
+    }
+
+    fn encode(_: &Quotas, tats: &[u64; MAX_QUOTAS], _: u64) -> u64 {
+        tats[0]
     }
 }
 
@@ -282,6 +296,14 @@ impl Cell for Cell128 {
             Ok(_) => true,
             Err(actual) => actual != FROZEN128,
         }
+    }
+
+    fn decode(quotas: &Quotas, word: u128) -> [u64; MAX_QUOTAS] {
+        unpack(quotas.params(), word).1
+    }
+
+    fn encode(quotas: &Quotas, tats: &[u64; MAX_QUOTAS], now: u64) -> u128 {
+        pack(quotas.params(), now, tats)
     }
 }
 

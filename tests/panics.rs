@@ -161,7 +161,11 @@ type Key = fn(&RequestHead<'_>) -> Option<String>;
 /// A builder whose every closure panics when the request names it in `x-panic`.
 fn configure<Src>(
     builder: RateLimitLayerBuilder<tower_ratelimit::key::GlobalKey, Src>,
-) -> RateLimitLayerBuilder<tower_ratelimit::key::FnKey<Key, String>, Src> {
+) -> RateLimitLayerBuilder<
+    tower_ratelimit::key::FnKey<Key, String>,
+    Src,
+    tower_ratelimit::middleware::HasResolver,
+> {
     let key: Key = |head| {
         if wants_panic(head.headers(), Source::Key) {
             panic!("{MARK} in the key closure");

@@ -70,12 +70,20 @@ async fn burst_then_denial_on_the_server_clock() {
         check(&store, "bob", 1).await.expect("decided").is_allowed(),
         "keys are independent"
     );
-    // An unknown tier falls back to the default set (and its keys).
+    // An unknown tier is an error, never the default set.
     let other = match store.check(&"alice", Tier(7), 1) {
         Check::Ready(r) => r,
         Check::Pending(f) => f.await,
     };
-    assert!(!other.expect("decided").is_allowed());
+    assert!(
+        matches!(
+            other,
+            Err(tower_ratelimit::StoreError::Check(
+                tower_ratelimit::CheckError::UnknownTier { tier: 7, tiers: 1 }
+            ))
+        ),
+        "{other:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! The per-tier header plan: each tier's header values rendered once, applied to every
-//! response of that tier.
+//! The per-tier header plan: each tier's header values rendered once per configuration
+//! generation, applied to every response of that tier.
 
 use std::sync::Arc;
 
@@ -7,50 +7,85 @@ use http::HeaderMap;
 
 use super::{HeaderStyle, PreparedHeaders};
 use crate::decision::{Decision, Outcome};
-use crate::quota::Quotas;
+use crate::store::generations::Generations;
 use crate::store::{Tier, Tiers};
 
-/// The quota tiers with their header values pre-rendered, shared by the layer and the
-/// futures of admitted requests.
+/// One generation's tiers with their header values pre-rendered.
 #[derive(Debug)]
-pub(crate) struct HeaderPlan {
-    pub(crate) tiers: Tiers,
+struct GenPlan {
+    tiers: Tiers,
     prepared: Vec<PreparedHeaders>,
 }
 
-impl HeaderPlan {
-    pub(crate) fn new(tiers: Tiers, style: HeaderStyle) -> Self {
+impl GenPlan {
+    fn new(tiers: Tiers, style: HeaderStyle) -> Self {
         let prepared = tiers.iter().map(|q| style.prepare(q)).collect();
-        HeaderPlan { tiers, prepared }
+        GenPlan { tiers, prepared }
     }
+}
 
-    /// The tier's quota set and its prepared headers (an unknown tier falls back to the
-    /// default set, as stores do).
-    #[inline]
-    fn tier(&self, tier: Tier) -> (&Quotas, &PreparedHeaders) {
-        match (self.tiers.get(tier), self.prepared.get(tier.0)) {
-            (Some(quotas), Some(prepared)) => (quotas, prepared),
-            _ => (self.tiers.default_set(), &self.prepared[0]),
+/// The quota tiers with their header values pre-rendered, per configuration generation of
+/// the store (a decision's headers describe the set that decided it, also across a
+/// reload), shared by the layer and the futures of admitted requests.
+pub(crate) struct HeaderPlan {
+    style: HeaderStyle,
+    gens: Generations<GenPlan>,
+}
+
+impl std::fmt::Debug for HeaderPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderPlan")
+            .field("style", &self.style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HeaderPlan {
+    /// A plan whose generation 0 is `tiers`.
+    pub(crate) fn new(tiers: Tiers, style: HeaderStyle) -> Self {
+        HeaderPlan {
+            style,
+            gens: Generations::new(GenPlan::new(tiers, style)),
         }
     }
 
-    /// Adds the headers of `outcome`, decided against `tier`.
+    /// Makes sure generation `g` is prepared, from its tiers (asked for only the first
+    /// time); `false` past the last generation a store can have.
     #[inline]
-    pub(crate) fn apply(&self, outcome: Outcome, tier: Tier, headers: &mut HeaderMap) {
-        let (quotas, prepared) = self.tier(tier);
-        // `prepared` was rendered from `quotas` itself: no need to compare the sets.
-        prepared.apply_prepared(&outcome.attach(quotas), headers);
+    pub(crate) fn prepare(&self, g: u32, tiers: impl FnOnce() -> Tiers) -> bool {
+        self.gens
+            .get_or_init(g, || GenPlan::new(tiers(), self.style))
+            .is_some()
     }
 
-    /// Adds the headers of a decision already in hand, made by a store against its own
-    /// copy of the tier's quotas (compared before the prepared values are trusted).
+    /// Adds the headers of `outcome`, decided against `tier` (its generation prepared).
+    #[inline]
+    pub(crate) fn apply(&self, outcome: Outcome, tier: Tier, headers: &mut HeaderMap) {
+        let Some(plan) = self.gens.get(outcome.generation()) else {
+            return;
+        };
+        if let (Some(quotas), Some(prepared)) = (plan.tiers.get(tier), plan.prepared.get(tier.0)) {
+            // `prepared` was rendered from `quotas` itself: no need to compare the sets.
+            prepared.apply_prepared(&outcome.attach(quotas), headers);
+        }
+    }
+
+    /// Adds the headers of a decision already in hand (its generation prepared), made by
+    /// a store against its own copy of the tier's quotas (compared before the prepared
+    /// values are trusted).
     pub(crate) fn apply_decision(
         &self,
         decision: &Decision<'_>,
         tier: Tier,
         headers: &mut HeaderMap,
     ) {
-        let (quotas, prepared) = self.tier(tier);
+        let Some(plan) = self.gens.get(decision.outcome().generation()) else {
+            return;
+        };
+        let (Some(quotas), Some(prepared)) = (plan.tiers.get(tier), plan.prepared.get(tier.0))
+        else {
+            return;
+        };
         if std::ptr::eq(quotas, decision.quotas()) {
             prepared.apply_prepared(decision, headers);
         } else {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::event::{Counters, DecisionEvent};
 use super::layer::RateLimitLayer;
 use super::shared::{CostFn, EventFn, ExemptFn, KeyLog, MissingKey, Shared, TierFn};
+use crate::clock::{Clock, DefaultClock};
 use crate::headers::{HeaderPlan, HeaderStyle};
 use crate::interval_gate::IntervalGate;
 use crate::key::{Global, GlobalKey, KeyExtractor, RequestHead};
@@ -28,12 +29,13 @@ impl RateLimitLayer<GlobalKey, MemoryStore<Global>> {
     }
 }
 
-/// Store source of a builder: the in-process [`MemoryStore`], created at
+/// Store source of a builder: the in-process [`MemoryStore`] on clock `C`, created at
 /// [`build`](RateLimitLayerBuilder::build) for the key type chosen by then.
 #[derive(Debug)]
-pub struct InMemory {
+pub struct InMemory<C = DefaultClock> {
     tiers: Tiers,
     max_keys: Option<usize>,
+    clock: C,
     at_capacity: AtCapacity,
 }
 
@@ -42,10 +44,20 @@ impl InMemory {
         InMemory {
             tiers,
             max_keys: None,
+            clock: DefaultClock::new(),
             at_capacity: AtCapacity::default(),
         }
     }
 }
+
+/// Tier-resolver state of a builder: none set yet, so the key may still change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoResolver;
+
+/// Tier-resolver state of a builder: a resolver for the current key type is set, so
+/// [`key`](RateLimitLayerBuilder::key) is no longer available (it would drop it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HasResolver;
 
 /// Store source of a builder: a store supplied by the caller.
 #[derive(Debug)]
@@ -54,8 +66,17 @@ pub struct WithStore<S>(pub(crate) S);
 /// Configures a [`RateLimitLayer`]; see [`RateLimitLayer::builder`].
 ///
 /// Call [`key`](Self::key) before [`tiers`](Self::tiers): the tier resolver takes the
-/// key type, so changing the key drops a resolver set earlier.
-pub struct RateLimitLayerBuilder<E: KeyExtractor, Src> {
+/// key type, so `key` after `tiers` does not compile rather than drop the resolver:
+///
+/// ```compile_fail
+/// use tower_ratelimit::{Quotas, RateLimitLayer, key::PeerIp, store::Tier};
+/// let layer = RateLimitLayer::builder(Quotas::claid())
+///     .tiers(|_| Tier::DEFAULT)
+///     .key(PeerIp::new())
+///     .build();
+/// ```
+pub struct RateLimitLayerBuilder<E: KeyExtractor, Src, R = NoResolver> {
+    resolver: std::marker::PhantomData<R>,
     src: Src,
     extractor: E,
     style: HeaderStyle,
@@ -68,9 +89,10 @@ pub struct RateLimitLayerBuilder<E: KeyExtractor, Src> {
     on_decision: Option<EventFn>,
     stats: bool,
     key_log: KeyLog,
+    metrics: Option<Option<std::borrow::Cow<'static, str>>>,
 }
 
-impl<E: KeyExtractor, Src: fmt::Debug> fmt::Debug for RateLimitLayerBuilder<E, Src> {
+impl<E: KeyExtractor, Src: fmt::Debug, R> fmt::Debug for RateLimitLayerBuilder<E, Src, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayerBuilder")
             .field("store", &self.src)
@@ -84,6 +106,7 @@ impl<E: KeyExtractor, Src: fmt::Debug> fmt::Debug for RateLimitLayerBuilder<E, S
 impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
     pub(crate) fn new(src: Src, extractor: E) -> Self {
         RateLimitLayerBuilder {
+            resolver: std::marker::PhantomData,
             src,
             extractor,
             style: HeaderStyle::default(),
@@ -96,13 +119,15 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
             on_decision: None,
             stats: false,
             key_log: KeyLog::default(),
+            metrics: None,
         }
     }
 
-    /// How requests are keyed (default: one global key). Drops a tier resolver set
-    /// earlier, since it took the old key type.
+    /// How requests are keyed (default: one global key). Only before
+    /// [`tiers`](Self::tiers), whose resolver takes the key type.
     pub fn key<E2: KeyExtractor>(self, extractor: E2) -> RateLimitLayerBuilder<E2, Src> {
         RateLimitLayerBuilder {
+            resolver: std::marker::PhantomData,
             src: self.src,
             extractor,
             style: self.style,
@@ -115,9 +140,66 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
             on_decision: self.on_decision,
             stats: self.stats,
             key_log: self.key_log,
+            metrics: self.metrics,
         }
     }
 
+    /// Maps a key to its plan: return a [`Tier`] handle taken by name when the layer is
+    /// built ([`Tiers::tier`]). A handle the store does not have is answered `500` (a
+    /// configuration error, logged), never counted against the default set.
+    ///
+    /// ```
+    /// use tower_ratelimit::{Quotas, RateLimitLayer, key::HeaderKey, store::{Tier, Tiers}};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tiers = Tiers::new("4/s".parse::<Quotas>()?).plan("pro", "40/s".parse::<Quotas>()?);
+    /// let pro = tiers.tier("pro").ok_or("no pro plan")?;
+    /// let layer = RateLimitLayer::builder(tiers)
+    ///     .key(HeaderKey::bearer())
+    ///     .tiers(move |key: &String| if key.starts_with("pro_") { pro } else { Tier::DEFAULT })
+    ///     .build();
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    pub fn tiers(
+        self,
+        resolver: impl Fn(&E::Key) -> Tier + Send + Sync + 'static,
+    ) -> RateLimitLayerBuilder<E, Src, HasResolver> {
+        let RateLimitLayerBuilder {
+            src,
+            extractor,
+            style,
+            renderer,
+            tier_of: _,
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+            metrics,
+            ..
+        } = self;
+        RateLimitLayerBuilder {
+            resolver: std::marker::PhantomData,
+            src,
+            extractor,
+            style,
+            renderer,
+            tier_of: Some(Box::new(resolver)),
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+            metrics,
+        }
+    }
+}
+
+impl<E: KeyExtractor, Src, R> RateLimitLayerBuilder<E, Src, R> {
     /// Which rate-limit header fields to add to admitted responses and rejections
     /// (default [`HeaderStyle::Ietf`]). Rejections carry `Retry-After` in every style.
     pub fn headers(mut self, style: HeaderStyle) -> Self {
@@ -128,14 +210,6 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
     /// How denied requests are answered (default: RFC 9457 problem+json, 429).
     pub fn renderer(mut self, renderer: impl Renderer) -> Self {
         self.renderer = Some(Box::new(renderer));
-        self
-    }
-
-    /// Maps a key to its tier (plans: "contact us for higher limits"). Tiers are the
-    /// quota sets given to [`RateLimitLayer::builder`] as [`Tiers`]; an unknown tier
-    /// falls back to the default set.
-    pub fn tiers(mut self, resolver: impl Fn(&E::Key) -> Tier + Send + Sync + 'static) -> Self {
-        self.tier_of = Some(Box::new(resolver));
         self
     }
 
@@ -187,6 +261,17 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
         self
     }
 
+    /// Exports every decision through the [`metrics`](https://docs.rs/metrics) facade
+    /// (feature `metrics`): `tower_ratelimit_requests_total` and
+    /// `tower_ratelimit_near_limit_total`, labelled with `layer` (this name, if given),
+    /// `plan`, `policy` and `verdict`, never the client key. Install the recorder before
+    /// building the layer. See the README for the full list.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, layer: Option<&'static str>) -> Self {
+        self.metrics = Some(layer.map(std::borrow::Cow::Borrowed));
+        self
+    }
+
     /// How logs show keys (default hashed).
     pub fn log_keys(mut self, mode: KeyLog) -> Self {
         self.key_log = mode;
@@ -195,6 +280,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
 
     fn split(self) -> (Src, RateLimitLayerBuilder<E, ()>) {
         let RateLimitLayerBuilder {
+            resolver: _,
             src,
             extractor,
             style,
@@ -207,10 +293,12 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
             on_decision,
             stats,
             key_log,
+            metrics,
         } = self;
         (
             src,
             RateLimitLayerBuilder {
+                resolver: std::marker::PhantomData,
                 src: (),
                 extractor,
                 style,
@@ -223,6 +311,7 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
                 on_decision,
                 stats,
                 key_log,
+                metrics,
             },
         )
     }
@@ -231,7 +320,14 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
 impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
     fn finish<S: Store<E::Key>>(self, store: S) -> RateLimitLayer<E, S> {
         let plan = Arc::new(HeaderPlan::new(store.tiers().clone(), self.style));
-        let counters = self.stats.then(|| Counters::new(&plan.tiers));
+        let counters = self.stats.then(|| Counters::new(store.tiers()));
+        #[cfg(feature = "metrics")]
+        let metrics = self
+            .metrics
+            .map(|layer| super::metrics::Metrics::new(layer, store.tiers()));
+        #[cfg(feature = "metrics")]
+        let observed = counters.is_some() || self.on_decision.is_some() || metrics.is_some();
+        #[cfg(not(feature = "metrics"))]
         let observed = counters.is_some() || self.on_decision.is_some();
         RateLimitLayer::from_shared(Shared {
             store,
@@ -249,6 +345,8 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
             on_decision: self.on_decision,
             observed,
             counters,
+            #[cfg(feature = "metrics")]
+            metrics,
             key_log: self.key_log,
             hasher: std::hash::RandomState::new(),
             warned: IntervalGate::per_second(),
@@ -256,7 +354,7 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
     }
 }
 
-impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
+impl<E: KeyExtractor, C, R> RateLimitLayerBuilder<E, InMemory<C>, R> {
     /// Caps the keys the in-process store tracks per tier. At the cap a new key gets the
     /// [`at_capacity`](Self::at_capacity) policy: by default 503 with `Retry-After: 1`
     /// until expired keys are swept (see [`KeyedRateLimiter`](crate::KeyedRateLimiter)).
@@ -264,6 +362,57 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.src.max_keys = Some(max_keys);
         self
+    }
+
+    /// The clock of the in-process store (default [`DefaultClock`]), e.g. a
+    /// [`ManualClock`](crate::clock::ManualClock) in tests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_ratelimit::{Quotas, RateLimitLayer, clock::ManualClock};
+    /// let clock = ManualClock::new();
+    /// let layer = RateLimitLayer::builder(Quotas::claid()).clock(clock.clone()).build();
+    /// clock.advance(Duration::from_secs(1));
+    /// # let _ = layer;
+    /// ```
+    pub fn clock<C2: Clock + Clone>(self, clock: C2) -> RateLimitLayerBuilder<E, InMemory<C2>, R> {
+        let RateLimitLayerBuilder {
+            resolver,
+            src,
+            extractor,
+            style,
+            renderer,
+            tier_of,
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+            metrics,
+        } = self;
+        RateLimitLayerBuilder {
+            resolver,
+            src: InMemory {
+                tiers: src.tiers,
+                max_keys: src.max_keys,
+                at_capacity: src.at_capacity,
+                clock,
+            },
+            extractor,
+            style,
+            renderer,
+            tier_of,
+            cost,
+            exempt,
+            shadow,
+            missing,
+            on_decision,
+            stats,
+            key_log,
+            metrics,
+        }
     }
 
     /// What a new key gets once [`max_keys`](Self::max_keys) keys are tracked:
@@ -287,9 +436,13 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
     }
 
     /// Builds the layer and its in-process store.
-    pub fn build(self) -> RateLimitLayer<E, MemoryStore<E::Key>> {
+    pub fn build(self) -> RateLimitLayer<E, MemoryStore<E::Key, C>>
+    where
+        C: Clock + Clone,
+    {
         let (src, rest) = self.split();
-        let mut store = MemoryStore::new(src.tiers).with_at_capacity(src.at_capacity);
+        let mut store =
+            MemoryStore::with_clock(src.tiers, src.clock).with_at_capacity(src.at_capacity);
         if let Some(n) = src.max_keys {
             store = store.with_max_keys(n);
         }
@@ -297,7 +450,7 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
     }
 }
 
-impl<E: KeyExtractor, S: Store<E::Key>> RateLimitLayerBuilder<E, WithStore<S>> {
+impl<E: KeyExtractor, S: Store<E::Key>, R> RateLimitLayerBuilder<E, WithStore<S>, R> {
     /// Builds the layer over the supplied store.
     pub fn build(self) -> RateLimitLayer<E, S> {
         let (WithStore(store), rest) = self.split();

@@ -39,6 +39,7 @@ pub struct DecisionEvent<'a> {
     pub(crate) head: RequestHead<'a>,
     pub(crate) key: Option<&'a dyn fmt::Display>,
     pub(crate) tier: Tier,
+    pub(crate) plan: Option<&'a str>,
     pub(crate) decision: Option<Decision<'a>>,
     pub(crate) error: Option<&'a StoreError>,
     pub(crate) rejected: bool,
@@ -49,6 +50,7 @@ impl fmt::Debug for DecisionEvent<'_> {
         f.debug_struct("DecisionEvent")
             .field("verdict", &self.verdict)
             .field("tier", &self.tier)
+            .field("plan", &self.plan)
             .field("policy", &self.policy())
             .finish_non_exhaustive()
     }
@@ -74,6 +76,13 @@ impl<'a> DecisionEvent<'a> {
     /// The tier the request was checked against.
     pub fn tier(&self) -> Tier {
         self.tier
+    }
+
+    /// The name of the plan the request was checked against (`"default"` for the default
+    /// set; see [`Tiers::plan`](crate::store::Tiers::plan)); `None` for a tier the store
+    /// does not have.
+    pub fn plan(&self) -> Option<&'a str> {
+        self.plan
     }
 
     /// The store's decision, when one was made.
@@ -128,7 +137,10 @@ impl Counters {
     }
 
     pub(crate) fn record(&self, verdict: Verdict, tier: Tier, decision: Option<&Decision<'_>>) {
-        let t = self.tiers.get(tier.0).unwrap_or(&self.tiers[0]);
+        // Plans added by a reload are not counted here (the counters are sized at build).
+        let Some(t) = self.tiers.get(tier.0) else {
+            return;
+        };
         let by = decision
             .and_then(|d| d.denied_by())
             .map_or(0, |q| q.index());

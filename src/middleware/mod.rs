@@ -68,11 +68,13 @@ mod builder;
 mod event;
 pub mod future;
 mod layer;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod service;
 mod shared;
 
 pub use body::ResponseBody;
-pub use builder::{InMemory, RateLimitLayerBuilder, WithStore};
+pub use builder::{HasResolver, InMemory, NoResolver, RateLimitLayerBuilder, WithStore};
 pub use event::{DecisionEvent, PolicyStats, Stats, Verdict};
 pub use future::ResponseFuture;
 pub use layer::RateLimitLayer;

@@ -34,6 +34,16 @@ impl<Inner, E: KeyExtractor, S> RateLimit<Inner, E, S> {
     pub fn get_ref(&self) -> &Inner {
         &self.inner
     }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut Inner {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> Inner {
+        self.inner
+    }
 }
 
 impl<Inner: Clone, E: KeyExtractor, S> Clone for RateLimit<Inner, E, S> {

@@ -70,6 +70,8 @@ pub(crate) struct Shared<E: KeyExtractor, S> {
     pub(crate) missing: MissingKey,
     pub(crate) on_decision: Option<EventFn>,
     pub(crate) counters: Option<Counters>,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Option<super::metrics::Metrics>,
     /// Counters or a hook are set: decisions must be recorded.
     pub(crate) observed: bool,
     pub(crate) key_log: KeyLog,
@@ -111,6 +113,14 @@ pub(crate) enum Resolution {
 }
 
 impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
+    /// The quota set `outcome` was decided against: its generation's, so headers and
+    /// hooks describe the set that decided even across a reload.
+    #[inline]
+    fn quotas_of(&self, outcome: &Outcome, tier: Tier) -> &crate::Quotas {
+        let tiers = self.store.tiers_of(outcome.generation());
+        tiers.get(tier).unwrap_or_else(|| tiers.default_set())
+    }
+
     #[inline]
     pub(crate) fn record(
         &self,
@@ -133,12 +143,21 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         if let Some(c) = &self.counters {
             c.record(verdict, tier, decision.as_ref());
         }
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.metrics {
+            m.record(verdict, tier, decision.as_ref(), |g| self.store.tiers_of(g));
+        }
         if let Some(hook) = &self.on_decision {
+            let tiers = match &decision {
+                Some(d) => self.store.tiers_of(d.outcome().generation()),
+                None => self.store.tiers(),
+            };
             hook(&DecisionEvent {
                 verdict,
                 head,
                 key: key.map(|k| k as &dyn fmt::Display),
                 tier,
+                plan: tiers.name(tier),
                 decision,
                 error,
                 rejected,
@@ -156,7 +175,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         req: &Request<B>,
     ) -> Option<PendingHeaders> {
         if self.observed {
-            let decision = outcome.attach(self.store.quotas(tier));
+            let decision = outcome.attach(self.quotas_of(&outcome, tier));
             let head = RequestHead::from_request(req);
             self.record(
                 Verdict::Admitted,
@@ -173,7 +192,12 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
     /// The headers an admitted response gets, unless the layer sends none.
     #[inline]
     fn pending_headers(&self, outcome: Outcome, tier: Tier) -> Option<PendingHeaders> {
-        (self.style != HeaderStyle::None)
+        if self.style == HeaderStyle::None {
+            return None;
+        }
+        let g = outcome.generation();
+        self.plan
+            .prepare(g, || self.store.tiers_of(g).clone())
             .then(|| PendingHeaders::new(outcome, tier, Arc::clone(&self.plan)))
     }
 
@@ -213,7 +237,7 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
                 return Resolution::Reject(self.render(RejectionKind::from(&e), req));
             }
         };
-        let decision = outcome.attach(self.store.quotas(tier));
+        let decision = outcome.attach(self.quotas_of(&outcome, tier));
         if decision.is_allowed() || self.shadow {
             let verdict = if decision.is_allowed() {
                 Verdict::Admitted
@@ -239,7 +263,10 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
             "request rate-limited"
         );
         let mut res = self.render(RejectionKind::Denied(decision), req);
-        self.plan.apply_decision(&decision, tier, res.headers_mut());
+        let g = outcome.generation();
+        if self.plan.prepare(g, || self.store.tiers_of(g).clone()) {
+            self.plan.apply_decision(&decision, tier, res.headers_mut());
+        }
         Resolution::Reject(res)
     }
 

@@ -82,6 +82,9 @@ impl Grpc {
             RejectionKind::CostTooHigh { .. } => {
                 Status::new(Code::InvalidArgument, rejection.detail().to_string())
             }
+            RejectionKind::UnknownPlan { .. } => {
+                Status::new(Code::Internal, rejection.detail().to_string())
+            }
             RejectionKind::Unavailable(_) | RejectionKind::TooManyKeys { .. } => {
                 let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(1)));
                 Status::with_error_details(

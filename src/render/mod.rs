@@ -114,6 +114,12 @@ pub enum RejectionKind<'a> {
         /// The configured maximum.
         max_keys: usize,
     },
+    /// The tier resolver named a plan the store does not have: a configuration error
+    /// (HTTP 500; retrying will not help, and the default set is never used instead).
+    UnknownPlan {
+        /// The tier index the resolver returned.
+        tier: usize,
+    },
 }
 
 impl<'a> From<Decision<'a>> for RejectionKind<'a> {
@@ -136,6 +142,9 @@ impl<'a> From<&'a StoreError> for RejectionKind<'a> {
             StoreError::Check(CheckError::TooManyKeys { max_keys }) => RejectionKind::TooManyKeys {
                 max_keys: *max_keys,
             },
+            StoreError::Check(CheckError::UnknownTier { tier, .. }) => {
+                RejectionKind::UnknownPlan { tier: *tier }
+            }
             _ => RejectionKind::Unavailable(e),
         }
     }
@@ -184,7 +193,7 @@ impl<'a> Rejection<'a> {
 
     /// The HTTP status that fits: 429 for a denial, the layer's status for a missing key
     /// (400 by default), 413 for a cost that can never fit, 503 for an unavailable store
-    /// or a full key table.
+    /// or a full key table, 500 for a plan the store does not have.
     pub fn status(&self) -> StatusCode {
         match self.kind {
             RejectionKind::Denied(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -193,6 +202,7 @@ impl<'a> Rejection<'a> {
             RejectionKind::Unavailable(_) | RejectionKind::TooManyKeys { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            RejectionKind::UnknownPlan { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -246,7 +256,9 @@ impl<'a> Rejection<'a> {
                 d.retry_after().unwrap_or_default(),
             )),
             RejectionKind::Unavailable(_) | RejectionKind::TooManyKeys { .. } => Some(1),
-            RejectionKind::MissingKey { .. } | RejectionKind::CostTooHigh { .. } => None,
+            RejectionKind::MissingKey { .. }
+            | RejectionKind::CostTooHigh { .. }
+            | RejectionKind::UnknownPlan { .. } => None,
         }
     }
 
@@ -287,6 +299,9 @@ impl<'a> Rejection<'a> {
             }
             RejectionKind::TooManyKeys { .. } => {
                 out.extend_from_slice(b"rate limiter is tracking too many clients, retry later");
+            }
+            RejectionKind::UnknownPlan { .. } => {
+                out.extend_from_slice(b"rate limiter misconfigured: unknown plan");
             }
         }
     }

@@ -71,7 +71,9 @@ impl Renderer for ProblemJson {
                 push_int(&mut out, u64::from(status.as_u16()));
                 write_detail_member(&mut out, rejection);
             }
-            RejectionKind::MissingKey { .. } | RejectionKind::CostTooHigh { .. } => {
+            RejectionKind::MissingKey { .. }
+            | RejectionKind::CostTooHigh { .. }
+            | RejectionKind::UnknownPlan { .. } => {
                 out.extend_from_slice(br#"{"type":"about:blank","title":"#);
                 push_json_str(&mut out, status_title(status));
                 out.extend_from_slice(br#","status":"#);

@@ -1,15 +1,55 @@
 //! The in-process store: lock-free, allocation-free on the check path.
 
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{Hash, RandomState};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use crate::clock::{Clock, DefaultClock, capped_now_ns};
 use crate::decision::{Decision, Outcome};
-use crate::error::{CheckError, StoreError};
+use crate::error::{CheckError, ReloadError, StoreError};
+use crate::gcra::carry_over;
 use crate::quota::Quotas;
 use crate::state::{Cell, Cell64, Cell128, Raw};
-use crate::store::table::{Admit, CellTable};
+use crate::store::generations::Generations;
+use crate::store::table::{Admit, CellTable, Retired};
 use crate::store::{Check, Store, Tier, Tiers};
+
+/// Why a check in one configuration generation gave no decision.
+enum Miss {
+    Check(CheckError),
+    /// The generation was replaced under the check: start again in the current one.
+    Retired,
+}
+
+impl From<Retired> for Miss {
+    fn from(_: Retired) -> Self {
+        Miss::Retired
+    }
+}
+
+impl From<CheckError> for Miss {
+    fn from(e: CheckError) -> Self {
+        Miss::Check(e)
+    }
+}
+
+/// A state carried from generation `old` to `new` at `at_ns`, as `new`'s cell word.
+/// `None` for an empty (never used, or tombstoned) state.
+fn carried<Vo: Cell, Vn: Cell>(
+    old: &Quotas,
+    word: Vo::Word,
+    new: &Quotas,
+    at_ns: u64,
+) -> Option<Vn::Word> {
+    let tats = Vo::decode(old, word);
+    if tats[..old.len()].iter().all(|&t| t == 0) {
+        return None;
+    }
+    let next = carry_over(old, &tats, new, at_ns);
+    Some(Vn::encode(new, &next, at_ns >> new.shift))
+}
 
 /// The clock reading in the set's unit, capped far from overflow.
 #[inline]
@@ -34,6 +74,27 @@ impl DirectCell {
         } else {
             Self::Many(Cell128::default())
         }
+    }
+
+    /// Freezes the cell for good and returns its state carried over to `new`.
+    fn hand_over(&self, old: &Quotas, new: &Quotas, at_ns: u64) -> DirectCell {
+        let next = DirectCell::for_set(new);
+        match (self, &next) {
+            (Self::One(a), Self::One(b)) => adopt_carried::<_, _>(a, old, b, new, at_ns),
+            (Self::One(a), Self::Many(b)) => adopt_carried::<_, _>(a, old, b, new, at_ns),
+            (Self::Many(a), Self::One(b)) => adopt_carried::<_, _>(a, old, b, new, at_ns),
+            (Self::Many(a), Self::Many(b)) => adopt_carried::<_, _>(a, old, b, new, at_ns),
+        }
+        next
+    }
+}
+
+fn adopt_carried<Vo: Cell, Vn: Cell>(from: &Vo, old: &Quotas, to: &Vn, new: &Quotas, at_ns: u64) {
+    if let Some(word) = from
+        .freeze()
+        .and_then(|w| carried::<Vo, Vn>(old, w, new, at_ns))
+    {
+        to.adopt(word);
     }
 }
 
@@ -87,15 +148,38 @@ impl<C: Clock> RateLimiter<C> {
     /// Checks one request of cost `cost` (its weight in every quota).
     #[inline]
     pub fn check_n(&self, cost: u32) -> Result<Decision<'_>, CheckError> {
+        match self.try_check_n(cost) {
+            Ok(d) => Ok(d),
+            Err(Miss::Check(e)) => Err(e),
+            // Only a store's replaced generation is ever frozen.
+            Err(Miss::Retired) => unreachable!("a stand-alone limiter is never retired"),
+        }
+    }
+
+    #[inline]
+    fn try_check_n(&self, cost: u32) -> Result<Decision<'_>, Miss> {
         self.quotas.check_cost(cost)?;
         let now = now_units(&self.clock, &self.quotas);
         let raw = match &self.cell {
             DirectCell::One(c) => c.check(&self.quotas, now, u64::from(cost)),
             DirectCell::Many(c) => c.check(&self.quotas, now, u64::from(cost)),
         };
-        // A direct cell is never reaped, so it is never a tombstone.
-        let raw = raw.unwrap_or_else(|| unreachable!("direct cells are never reaped"));
+        // A direct cell is never reaped: `None` means it was frozen by a reload.
+        let raw = raw.ok_or(Miss::Retired)?;
         Ok(decision(&self.quotas, now, raw, cost))
+    }
+
+    /// The limiter of the next generation: this one's state carried over to `quotas` at
+    /// `at_ns`, this one frozen.
+    fn hand_over(&self, quotas: Quotas, at_ns: u64) -> Self
+    where
+        C: Clone,
+    {
+        RateLimiter {
+            cell: self.cell.hand_over(&self.quotas, &quotas, at_ns),
+            quotas,
+            clock: self.clock.clone(),
+        }
     }
 
     /// The quota set.
@@ -168,6 +252,10 @@ pub struct KeyedRateLimiter<K: ?Sized, C = DefaultClock> {
     clock: C,
     max_keys: Option<usize>,
     at_capacity: AtCapacity,
+    /// `tower_ratelimit_tracked_keys{plan}` (feature `metrics`), set when keys are added
+    /// or swept; only a store's limiters have one.
+    #[cfg(feature = "metrics")]
+    gauge: Option<metrics::Gauge>,
 }
 
 impl<K: ?Sized, C> fmt::Debug for KeyedRateLimiter<K, C> {
@@ -197,11 +285,14 @@ where
 {
     /// A keyed limiter on the given clock.
     pub fn with_clock(quotas: impl Into<Quotas>, clock: C) -> Self {
-        let quotas = quotas.into();
+        Self::build(quotas.into(), clock, RandomState::new())
+    }
+
+    fn build(quotas: Quotas, clock: C, hasher: RandomState) -> Self {
         let table = if quotas.len() == 1 {
-            Table::One(CellTable::new())
+            Table::One(CellTable::with_hasher(hasher))
         } else {
-            Table::Many(CellTable::new())
+            Table::Many(CellTable::with_hasher(hasher))
         };
         KeyedRateLimiter {
             quotas,
@@ -210,6 +301,8 @@ where
             clock,
             max_keys: None,
             at_capacity: AtCapacity::default(),
+            #[cfg(feature = "metrics")]
+            gauge: None,
         }
     }
 
@@ -248,11 +341,28 @@ where
     /// Checks one request of cost `cost` for `key`.
     #[inline]
     pub fn check_key_n(&self, key: &K, cost: u32) -> Result<Decision<'_>, CheckError> {
+        match self.try_check(key, cost, None) {
+            Ok(d) => Ok(d),
+            Err(Miss::Check(e)) => Err(e),
+            // Only a store's replaced generation is ever retired.
+            Err(Miss::Retired) => unreachable!("a stand-alone limiter is never retired"),
+        }
+    }
+
+    /// A check; while `from` (the previous generation and the switch instant) is given,
+    /// the key's state is first carried over from it.
+    #[inline]
+    fn try_check(
+        &self,
+        key: &K,
+        cost: u32,
+        from: Option<(&Self, u64)>,
+    ) -> Result<Decision<'_>, Miss> {
         self.quotas.check_cost(cost)?;
         let now = capped_now_ns(&self.clock) >> self.quotas.shift;
         let raw = match &self.table {
-            Table::One(map) => self.check_in(map, key, now, cost)?,
-            Table::Many(map) => self.check_in(map, key, now, cost)?,
+            Table::One(map) => self.check_in(map, key, now, cost, from)?,
+            Table::Many(map) => self.check_in(map, key, now, cost, from)?,
         };
         Ok(decision(&self.quotas, now, raw, cost))
     }
@@ -264,17 +374,97 @@ where
         key: &K,
         now: u64,
         cost: u32,
-    ) -> Result<Raw, CheckError> {
-        table.with_cell(
-            key,
+        from: Option<(&Self, u64)>,
+    ) -> Result<Raw, Miss> {
+        let fp = table.fingerprint(key);
+        // Every request of the new generation carries the key's old state itself before
+        // touching the new cell (adopting is idempotent), so none can see it empty.
+        let carried = from.and_then(|(prev, at_ns)| match &prev.table {
+            Table::One(old) => old
+                .take(fp)
+                .and_then(|w| carried::<Cell64, V>(&prev.quotas, w, &self.quotas, at_ns)),
+            Table::Many(old) => old
+                .take(fp)
+                .and_then(|w| carried::<Cell128, V>(&prev.quotas, w, &self.quotas, at_ns)),
+        });
+        table.with_fp(
+            fp,
             |cell| cell.try_reap(&self.quotas, now),
-            |live| self.admit_new(live),
-            |cell| cell.check(&self.quotas, now, u64::from(cost)),
+            |live| self.admit_new(live).map_err(Miss::Check),
+            |cell| {
+                if let Some(word) = carried
+                    && !cell.adopt(word)
+                {
+                    return None;
+                }
+                cell.check(&self.quotas, now, u64::from(cost))
+            },
         )
+    }
+
+    /// The limiter of the next generation: same hasher (states move by fingerprint),
+    /// clock and key cap, new quotas, empty until [`drain_into`](Self::drain_into).
+    fn successor(&self, quotas: Quotas) -> Self
+    where
+        C: Clone,
+    {
+        let hasher = match &self.table {
+            Table::One(t) => t.hasher().clone(),
+            Table::Many(t) => t.hasher().clone(),
+        };
+        let mut next = Self::build(quotas, self.clock.clone(), hasher);
+        next.max_keys = self.max_keys;
+        next.at_capacity = self.at_capacity;
+        #[cfg(feature = "metrics")]
+        {
+            next.gauge = self.gauge.clone();
+        }
+        next
+    }
+
+    fn retire(&self) {
+        match &self.table {
+            Table::One(t) => t.retire(),
+            Table::Many(t) => t.retire(),
+        }
+    }
+
+    /// Freezes every key of this (retired) limiter and carries its state into `next`.
+    fn drain_into(&self, next: &Self, at_ns: u64) {
+        fn put<V: Cell, W: Cell>(
+            old: &CellTable<V>,
+            old_q: &Quotas,
+            new: &CellTable<W>,
+            new_q: &Quotas,
+            at_ns: u64,
+        ) {
+            old.drain(|fp, word| {
+                if let Some(w) = carried::<V, W>(old_q, word, new_q, at_ns) {
+                    // The key cap does not apply: these keys were already tracked.
+                    let _ = new.with_fp(
+                        fp,
+                        |_| false,
+                        |_| Ok::<Admit, Miss>(Admit::Track),
+                        |cell| cell.adopt(w).then_some(()),
+                    );
+                }
+            });
+        }
+        let (oq, nq) = (&self.quotas, &next.quotas);
+        match (&self.table, &next.table) {
+            (Table::One(a), Table::One(b)) => put(a, oq, b, nq, at_ns),
+            (Table::One(a), Table::Many(b)) => put(a, oq, b, nq, at_ns),
+            (Table::Many(a), Table::One(b)) => put(a, oq, b, nq, at_ns),
+            (Table::Many(a), Table::Many(b)) => put(a, oq, b, nq, at_ns),
+        }
     }
 
     /// Runs before a new key is inserted (after its bounded upkeep step).
     fn admit_new(&self, live: usize) -> Result<Admit, CheckError> {
+        #[cfg(feature = "metrics")]
+        if let Some(g) = &self.gauge {
+            g.set(live as f64 + 1.0);
+        }
         match self.max_keys {
             Some(max_keys) if live >= max_keys => match self.at_capacity {
                 AtCapacity::Reject => Err(CheckError::TooManyKeys { max_keys }),
@@ -291,6 +481,10 @@ where
         match &self.table {
             Table::One(map) => map.reclaim_all(|cell| cell.try_reap(&self.quotas, now)),
             Table::Many(map) => map.reclaim_all(|cell| cell.try_reap(&self.quotas, now)),
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(g) = &self.gauge {
+            g.set(self.len() as f64);
         }
     }
 
@@ -328,30 +522,85 @@ where
     }
 }
 
-/// The in-process [`Store`]: one [`KeyedRateLimiter`] per tier.
+/// A store's limiter for `plan`: with the `metrics` feature, it reports its key count as
+/// `tower_ratelimit_tracked_keys{plan}`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+fn tracked<K: ?Sized, C>(plan: &str, limiter: KeyedRateLimiter<K, C>) -> KeyedRateLimiter<K, C> {
+    #[cfg(feature = "metrics")]
+    {
+        let mut limiter = limiter;
+        limiter.gauge = Some(metrics::gauge!(TRACKED_KEYS, "plan" => plan.to_owned()));
+        limiter
+    }
+    #[cfg(not(feature = "metrics"))]
+    limiter
+}
+
+/// Gauge of the keys a memory store tracks, per plan (feature `metrics`).
+#[cfg(feature = "metrics")]
+const TRACKED_KEYS: &str = "tower_ratelimit_tracked_keys";
+
+/// The in-process [`Store`]: one [`KeyedRateLimiter`] per tier, reconfigurable while
+/// requests flow ([`reload`](Self::reload)).
 ///
 /// ```
 /// use tower_ratelimit::{Quota, Quotas, store::{Check, Store, Tier, Tiers, memory::MemoryStore}};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = MemoryStore::new(Tiers::new(Quotas::claid()).with(Quota::per_second(40)?));
+/// let store = MemoryStore::new(Tiers::new(Quotas::claid()).plan("pro", Quota::per_second(40)?));
 /// let Check::Ready(Ok(outcome)) = store.check(&"free-user", Tier(0), 1) else { unreachable!() };
 /// assert!(outcome.is_allowed());
 /// let decision = outcome.decision(store.quotas(Tier(0))).expect("the store's own set");
 /// assert_eq!(decision.binding().remaining(), 3);
 /// # Ok(()) }
 /// ```
+///
+/// # Live reconfiguration
+///
+/// [`reload`](Self::reload) replaces the quota sets without losing any key's standing:
+///
+/// ```
+/// use tower_ratelimit::{Quotas, store::{Check, Store, Tier, Tiers, memory::MemoryStore}};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::<&str>::new("2/s".parse::<Quotas>()?);
+/// let admitted = |store: &MemoryStore<&str>| {
+///     (0..10)
+///         .filter(|_| matches!(store.check(&"k", Tier(0), 1), Check::Ready(Ok(o)) if o.is_allowed()))
+///         .count()
+/// };
+/// assert_eq!(admitted(&store), 2);
+/// // Exhausted under 2/s (a level of 1 s): exhausted under 5/s too, for that 1 s.
+/// store.reload(Tiers::new("5/s".parse::<Quotas>()?))?;
+/// assert_eq!(admitted(&store), 0);
+/// assert_eq!(store.tiers().default_set().to_string(), "5/s");
+/// # Ok(()) }
+/// ```
 pub struct MemoryStore<K, C = DefaultClock> {
-    tiers: Tiers,
-    limiters: Vec<KeyedRateLimiter<K, C>>,
+    /// Every configuration so far (decisions are re-attached to theirs).
+    gens: Generations<Tiers>,
+    live: ArcSwap<Live<K, C>>,
+    /// Serialises reloads.
+    reloading: Mutex<()>,
+    clock: C,
+    max_keys: Option<usize>,
+    at_capacity: AtCapacity,
+}
+
+/// The limiters of one configuration generation.
+struct Live<K, C> {
+    generation: u32,
+    limiters: Arc<[KeyedRateLimiter<K, C>]>,
     /// For zero-sized keys (one global key): a direct cell per tier, which skips hashing
     /// and the table on every check.
-    direct: Vec<RateLimiter<C>>,
+    direct: Arc<[RateLimiter<C>]>,
+    /// While the previous generation's keys are being carried over: it, and the
+    /// switch instant.
+    prev: Option<(Arc<Live<K, C>>, u64)>,
 }
 
 impl<K, C> fmt::Debug for MemoryStore<K, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("tiers", &self.tiers)
+            .field("tiers", self.gens.current().1)
             .finish_non_exhaustive()
     }
 }
@@ -374,47 +623,206 @@ where
     /// A store on the given clock (shared by every tier).
     pub fn with_clock(tiers: impl Into<Tiers>, clock: C) -> Self {
         let tiers = tiers.into();
-        let (limiters, direct) = if size_of::<K>() == 0 {
+        let (limiters, direct): (Vec<_>, Vec<_>) = if size_of::<K>() == 0 {
             let direct = tiers
                 .iter()
                 .map(|q| RateLimiter::with_clock(q.clone(), clock.clone()));
             (Vec::new(), direct.collect())
         } else {
-            let keyed = tiers
-                .iter()
-                .map(|q| KeyedRateLimiter::with_clock(q.clone(), clock.clone()));
+            let keyed = tiers.plans().map(|(_, plan, q)| {
+                tracked(plan, KeyedRateLimiter::with_clock(q.clone(), clock.clone()))
+            });
             (keyed.collect(), Vec::new())
         };
         MemoryStore {
-            tiers,
-            limiters,
-            direct,
+            gens: Generations::new(tiers),
+            live: ArcSwap::from_pointee(Live {
+                generation: 0,
+                limiters: limiters.into(),
+                direct: direct.into(),
+                prev: None,
+            }),
+            reloading: Mutex::new(()),
+            clock,
+            max_keys: None,
+            at_capacity: AtCapacity::default(),
         }
     }
 
-    /// Caps the keys tracked per tier (see [`KeyedRateLimiter::with_max_keys`]).
+    /// Caps the keys tracked per tier (see [`KeyedRateLimiter::with_max_keys`]); reloads
+    /// keep the cap. Set before use: the tiers start afresh.
     pub fn with_max_keys(mut self, max_keys: usize) -> Self {
-        self.limiters = self
-            .limiters
-            .into_iter()
-            .map(|l| l.with_max_keys(max_keys))
-            .collect();
-        self
+        self.max_keys = Some(max_keys);
+        self.restart()
     }
 
-    /// What new keys get at the cap, in every tier (see [`AtCapacity`]).
+    /// What new keys get at the cap, in every tier (see [`AtCapacity`]); reloads keep it.
+    /// Set before use: the tiers start afresh.
     pub fn with_at_capacity(mut self, policy: AtCapacity) -> Self {
-        self.limiters = self
-            .limiters
-            .into_iter()
-            .map(|l| l.with_at_capacity(policy))
-            .collect();
+        self.at_capacity = policy;
+        self.restart()
+    }
+
+    /// A fresh limiter for `plan` with the store's key cap and capacity policy.
+    fn fresh(&self, plan: &str, quotas: &Quotas) -> KeyedRateLimiter<K, C> {
+        let mut l = KeyedRateLimiter::with_clock(quotas.clone(), self.clock.clone())
+            .with_at_capacity(self.at_capacity);
+        l.max_keys = self.max_keys;
+        tracked(plan, l)
+    }
+
+    /// Rebuilds the current generation's keyed limiters empty (builder-time settings).
+    fn restart(self) -> Self {
+        let (_, tiers) = self.gens.current();
+        let limiters: Vec<_> = if size_of::<K>() == 0 {
+            Vec::new()
+        } else {
+            tiers
+                .plans()
+                .map(|(_, plan, q)| self.fresh(plan, q))
+                .collect()
+        };
+        let live = self.live.load_full();
+        self.live.store(Arc::new(Live {
+            generation: live.generation,
+            limiters: limiters.into(),
+            direct: live.direct.clone(),
+            prev: None,
+        }));
         self
     }
 
-    /// The limiter of `tier` (the default tier's if unknown); keyed stores only.
-    fn limiter(&self, tier: Tier) -> &KeyedRateLimiter<K, C> {
-        self.limiters.get(tier.0).unwrap_or(&self.limiters[0])
+    /// Replaces the quota sets while requests flow, keeping every key's standing.
+    ///
+    /// * **Plans** keep their handles: every plan of the current configuration must be
+    ///   in `tiers` (else [`ReloadError::PlanRemoved`]); new plans get the next indices.
+    /// * **State**: each key's standing carries over quota by quota, as a time. A new quota
+    ///   takes the level `TAT - now` (how long until it is fully restored) of the old quota
+    ///   with the same name, or the largest old level if none has its name, clamped to
+    ///   the new capacity `burst * T`. So at the switch no key gets more than the new
+    ///   burst, none waits longer than it would have before, and none longer than the new
+    ///   quota's own tolerance; an idle key starts full; unchanged quotas are untouched.
+    /// * **Atomicity**: each key's decisions are all made under the old sets, then all
+    ///   under the new ones. A key's state is taken over from the old table the first
+    ///   time it is touched after the switch (the old cell is frozen first, so a request
+    ///   still running on the old generation starts again on the new one), and this call
+    ///   carries over the rest before it returns (O(keys), on the caller's thread; no
+    ///   request waits for it).
+    /// * Each decision records the generation it was made under
+    ///   ([`Outcome::generation`]); [`Store::tiers_of`] gives that generation's sets, so
+    ///   headers always describe the set that decided.
+    ///
+    /// A store takes at most [`MAX_GENERATIONS`](crate::store::MAX_GENERATIONS)
+    /// configurations in its life.
+    pub fn reload(&self, tiers: impl Into<Tiers>) -> Result<(), ReloadError> {
+        let _serial = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (_, current) = self.gens.current();
+        let tiers = current.successor(tiers.into())?;
+        let old = self.live.load_full();
+        let generation = self
+            .gens
+            .push(tiers.clone())
+            .map_err(|_| ReloadError::TooManyReloads)?;
+        let at_ns = capped_now_ns(&self.clock);
+        let limiters: Vec<_> = if size_of::<K>() == 0 {
+            Vec::new()
+        } else {
+            tiers
+                .plans()
+                .map(|(Tier(i), plan, q)| match old.limiters.get(i) {
+                    Some(prev) => prev.successor(q.clone()),
+                    None => self.fresh(plan, q),
+                })
+                .collect()
+        };
+        for prev in old.limiters.iter() {
+            prev.retire();
+        }
+        // Direct cells are one word each: handed over before the switch (a request on
+        // the old cell meanwhile starts again, and finds the new one once published).
+        let direct: Vec<_> = tiers
+            .iter()
+            .enumerate()
+            .filter(|_| size_of::<K>() == 0)
+            .map(|(i, q)| match old.direct.get(i) {
+                Some(prev) => prev.hand_over(q.clone(), at_ns),
+                None => RateLimiter::with_clock(q.clone(), self.clock.clone()),
+            })
+            .collect();
+        let limiters: Arc<[_]> = limiters.into();
+        let direct: Arc<[_]> = direct.into();
+        self.live.store(Arc::new(Live {
+            generation,
+            limiters: limiters.clone(),
+            direct: direct.clone(),
+            prev: Some((old.clone(), at_ns)),
+        }));
+        self.gens.publish(generation);
+        for (prev, next) in old.limiters.iter().zip(limiters.iter()) {
+            prev.drain_into(next, at_ns);
+        }
+        // Everything is carried: requests stop looking at the old generation.
+        self.live.store(Arc::new(Live {
+            generation,
+            limiters,
+            direct,
+            prev: None,
+        }));
+        Ok(())
+    }
+
+    /// The configuration generation in force (0 until the first reload).
+    pub fn generation(&self) -> u32 {
+        self.live.load().generation
+    }
+
+    /// Keys tracked now, over every tier.
+    pub fn len(&self) -> usize {
+        self.live.load().limiters.iter().map(|l| l.len()).sum()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn check_once(
+        &self,
+        live: &Live<K, C>,
+        key: &K,
+        tier: Tier,
+        cost: u32,
+    ) -> Result<Outcome, Miss> {
+        let g = live.generation;
+        // Every value of a zero-sized key is the same key.
+        if size_of::<K>() == 0 {
+            let Some(direct) = live.direct.get(tier.0) else {
+                return Err(Miss::Check(CheckError::UnknownTier {
+                    tier: tier.0,
+                    tiers: live.direct.len(),
+                }));
+            };
+            return direct
+                .try_check_n(cost)
+                .map(|d| d.outcome().in_generation(g));
+        }
+        let Some(limiter) = live.limiters.get(tier.0) else {
+            return Err(Miss::Check(CheckError::UnknownTier {
+                tier: tier.0,
+                tiers: live.limiters.len(),
+            }));
+        };
+        let from = live
+            .prev
+            .as_ref()
+            .and_then(|(prev, at)| prev.limiters.get(tier.0).map(|l| (l, *at)));
+        limiter
+            .try_check(key, cost, from)
+            .map(|d| d.outcome().in_generation(g))
     }
 }
 
@@ -427,25 +835,26 @@ where
 
     #[inline]
     fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<Self::Future> {
-        // Every value of a zero-sized key is the same key.
-        if size_of::<K>() == 0 {
-            let direct = self.direct.get(tier.0).unwrap_or(&self.direct[0]);
-            return Check::Ready(
-                direct
-                    .check_n(cost)
-                    .map(|d| d.outcome())
-                    .map_err(StoreError::from),
-            );
+        loop {
+            let live = self.live.load();
+            match self.check_once(&live, key, tier, cost) {
+                Ok(outcome) => return Check::Ready(Ok(outcome)),
+                Err(Miss::Check(e)) => return Check::Ready(Err(e.into())),
+                // Replaced under us: the new generation is (about to be) published.
+                Err(Miss::Retired) => std::thread::yield_now(),
+            }
         }
-        Check::Ready(
-            self.limiter(tier)
-                .check_key_n(key, cost)
-                .map(|d| d.outcome())
-                .map_err(StoreError::from),
-        )
     }
 
     fn tiers(&self) -> &Tiers {
-        &self.tiers
+        self.gens.current().1
+    }
+
+    fn tiers_of(&self, generation: u32) -> &Tiers {
+        self.gens.get(generation).unwrap_or_else(|| self.tiers())
+    }
+
+    fn reload(&self, tiers: Tiers) -> Result<(), ReloadError> {
+        MemoryStore::reload(self, tiers)
     }
 }

@@ -76,9 +76,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use crate::decision::Outcome;
-use crate::error::StoreError;
+use crate::error::{CheckError, ReloadError, StoreError};
 use crate::interval_gate::IntervalGate;
 use crate::quota::{MAX_QUOTAS, Params, Quotas};
+use crate::store::generations::Generations;
 use crate::store::memory::MemoryStore;
 use crate::store::{Check, Store, Tier, Tiers};
 
@@ -112,10 +113,15 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+/// Histogram of script calls (feature `metrics`), labelled `outcome` = ok, error, timeout.
+#[cfg(feature = "metrics")]
+const REDIS_CALL_SECONDS: &str = "tower_ratelimit_redis_call_duration_seconds";
+
 struct Inner {
-    tiers: Tiers,
-    /// Per tier: the script's quota arguments and the same parameters in µs.
-    scripts: Vec<TierScript>,
+    /// Every configuration so far: the tiers and, per tier, the script's arguments.
+    gens: Generations<Gen>,
+    /// Serialises reloads.
+    reloading: std::sync::Mutex<()>,
     conn: Connection,
     prefix: String,
     key_names: KeyNames,
@@ -130,6 +136,28 @@ struct Inner {
     warn_gate: IntervalGate,
 }
 
+/// One configuration generation.
+struct Gen {
+    tiers: Tiers,
+    /// Per tier: the script's quota arguments and the same parameters in µs.
+    scripts: Vec<TierScript>,
+}
+
+impl Gen {
+    /// `reloaded`: a later generation, whose calls ask the script to clamp levels carried
+    /// from an earlier configuration.
+    fn new(tiers: Tiers, reloaded: bool) -> Self {
+        let scripts = tiers.iter().map(|q| TierScript::new(q, reloaded)).collect();
+        Gen { tiers, scripts }
+    }
+
+    fn quotas(&self, t: usize) -> &Quotas {
+        self.tiers
+            .get(Tier(t))
+            .unwrap_or_else(|| self.tiers.default_set())
+    }
+}
+
 struct TierScript {
     /// `T_1, cap_1, ...` in microseconds, formatted once.
     args: Vec<String>,
@@ -138,8 +166,8 @@ struct TierScript {
 }
 
 impl TierScript {
-    fn new(quotas: &Quotas) -> Self {
-        let mut args = Vec::with_capacity(2 * quotas.len());
+    fn new(quotas: &Quotas, clamp: bool) -> Self {
+        let mut args = Vec::with_capacity(2 * quotas.len() + 1);
         let mut params_us = Vec::with_capacity(quotas.len());
         for q in quotas {
             // Rounded up: never admit more than configured.
@@ -156,6 +184,9 @@ impl TierScript {
                 width: 64,
             });
         }
+        if clamp {
+            args.push("1".to_owned());
+        }
         TierScript { args, params_us }
     }
 }
@@ -163,14 +194,7 @@ impl TierScript {
 /// `tiers` with every emission interval rounded up to whole microseconds (a set that
 /// would no longer fit keeps its own intervals; the script rounds those itself).
 fn micros_tiers(tiers: &Tiers) -> Tiers {
-    let mut sets = tiers
-        .iter()
-        .map(|q| q.rounded_to_micros().unwrap_or_else(|| q.clone()));
-    let mut out = Tiers::new(sets.next().unwrap_or_else(|| tiers.default_set().clone()));
-    for q in sets {
-        out = out.with(q);
-    }
-    out
+    tiers.map_sets(|q| q.rounded_to_micros().unwrap_or_else(|| q.clone()))
 }
 
 /// Counters of what a store has done since it was built.
@@ -188,7 +212,7 @@ pub struct RedisStats {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("tiers", &self.inner.tiers)
+            .field("tiers", &self.inner.gens.current().1.tiers)
             .field("prefix", &self.inner.prefix)
             .field("timeout", &self.inner.timeout)
             .field("policy", &self.inner.policy)
@@ -207,15 +231,14 @@ impl RedisStore {
         // fallback all use the intervals it enforces, so `remaining` says what Redis
         // would admit.
         b.tiers = micros_tiers(&b.tiers);
-        let scripts = b.tiers.iter().map(TierScript::new).collect();
         let local =
             (b.policy == FailurePolicy::FallbackLocal).then(|| MemoryStore::new(b.tiers.clone()));
         let cache = (b.deny_cache > 0).then(|| DenyCache::new(b.deny_cache));
         let key_names = b.names();
         RedisStore {
             inner: Arc::new(Inner {
-                tiers: b.tiers,
-                scripts,
+                gens: Generations::new(Gen::new(b.tiers, false)),
+                reloading: std::sync::Mutex::new(()),
                 conn,
                 prefix: b.prefix,
                 key_names,
@@ -236,9 +259,45 @@ impl RedisStore {
     /// [`raw_key_names`](RedisStoreBuilder::raw_key_names)). For inspection and tests;
     /// the store builds it itself.
     pub fn redis_key(&self, key: &impl fmt::Display, tier: Tier, quota: usize) -> String {
-        let mut s = self.inner.stem(key, self.inner.tier_index(tier));
+        let mut s = self.inner.stem(key, tier.0);
         let _ = write!(s, ":{quota}");
         s
+    }
+
+    /// Replaces the quota sets while requests flow; returns once checks use the new
+    /// sets.
+    ///
+    /// The quotas travel to Redis as script arguments with every call, so a process
+    /// decides with whatever sets it holds: **each replica converges when its own store
+    /// is reloaded** (say, every process watches the same config file, or receives the
+    /// same admin call). Meanwhile each decision is still atomic under one set, the one of
+    /// the process that asked, over the shared state: a replica still on a larger
+    /// capacity reads a TAT that a reloaded one clamped and may admit more than the new
+    /// set would, so roll a change out to every replica at about the same time. A key's state in Redis (one TAT per quota, by position in
+    /// the set) carries over as it is, clamped on touch by the script to the new
+    /// capacity (`TAT <= now + burst * T`, stored at the first touch), so nobody waits
+    /// longer than the new
+    /// tolerance and no key gets more than the new burst; keep the order of a set's
+    /// quotas when changing them (a position that changes meaning carries the old
+    /// quota's level). Plans keep their handles, as in
+    /// [`MemoryStore::reload`](crate::store::memory::MemoryStore::reload), whose rules
+    /// apply; the local fallback store, if any, is reloaded too.
+    pub fn reload(&self, tiers: impl Into<Tiers>) -> Result<(), ReloadError> {
+        let inner = &*self.inner;
+        let _serial = inner
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tiers = micros_tiers(&inner.gens.current().1.tiers.successor(tiers.into())?);
+        if let Some(local) = &inner.local {
+            local.reload(tiers.clone())?;
+        }
+        let g = inner
+            .gens
+            .push(Gen::new(tiers, true))
+            .map_err(|_| ReloadError::TooManyReloads)?;
+        inner.gens.publish(g);
+        Ok(())
     }
 
     /// What the store has done so far.
@@ -272,25 +331,28 @@ impl RedisStore {
         cost: u32,
         now_us: u64,
     ) -> Result<Outcome, StoreError> {
-        let t = self.inner.tier_index(tier);
-        self.inner.quotas(t).check_cost(cost)?;
+        let (g, config) = self.inner.gens.current();
+        let t = tier_index(config, tier)?;
+        config.quotas(t).check_cost(cost)?;
         let stem = self.inner.stem(key, t);
-        let reply = self.inner.call(&stem, t, cost, Some(now_us)).await?;
-        Ok(self.inner.outcome(t, &reply, cost))
+        let reply = self
+            .inner
+            .call(config, &stem, t, cost, Some(now_us))
+            .await?;
+        Ok(outcome(config, t, &reply, cost).in_generation(g))
     }
 }
 
+fn tier_index(config: &Gen, tier: Tier) -> Result<usize, CheckError> {
+    config.tiers.resolve(tier).map(|_| tier.0)
+}
+
+fn outcome(config: &Gen, t: usize, r: &Reply, cost: u32) -> Outcome {
+    let quotas = config.quotas(t);
+    outcome_from_us(quotas, r.now_us, &r.tats_us[..quotas.len()], cost, r.denied)
+}
+
 impl Inner {
-    fn tier_index(&self, tier: Tier) -> usize {
-        if tier.0 < self.tiers.len() { tier.0 } else { 0 }
-    }
-
-    fn quotas(&self, t: usize) -> &Quotas {
-        self.tiers
-            .get(Tier(t))
-            .unwrap_or_else(|| self.tiers.default_set())
-    }
-
     fn stem(&self, key: &(impl fmt::Display + ?Sized), t: usize) -> String {
         let mut s = String::with_capacity(self.prefix.len() + 40);
         s.push_str(&self.prefix);
@@ -300,28 +362,26 @@ impl Inner {
         s
     }
 
-    fn outcome(&self, t: usize, r: &Reply, cost: u32) -> Outcome {
-        let quotas = self.quotas(t);
-        outcome_from_us(quotas, r.now_us, &r.tats_us[..quotas.len()], cost, r.denied)
-    }
-
     /// One script call, bounded by the timeout.
     async fn call(
         &self,
+        config: &Gen,
         stem: &str,
         t: usize,
         cost: u32,
         now_us: Option<u64>,
     ) -> Result<Reply, StoreError> {
-        let quotas = self.quotas(t).len();
+        let quotas = config.quotas(t).len();
         let call = Call {
             stem,
             quotas,
             cost,
             now_us,
-            params: &self.scripts[t].args,
+            params: &config.scripts[t].args,
         };
         let conn = self.conn.get();
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
         let result = match tokio::time::timeout(self.timeout, conn.eval(&call)).await {
             Ok(Ok(value)) => parse_reply(&value, quotas),
             // Connecting has its own timeout, which may fire first.
@@ -329,6 +389,16 @@ impl Inner {
             Ok(Err(e)) => Err(StoreError::Unavailable(Box::new(e))),
             Err(_) => Err(StoreError::Timeout),
         };
+        #[cfg(feature = "metrics")]
+        {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(StoreError::Timeout) => "timeout",
+                Err(_) => "error",
+            };
+            metrics::histogram!(REDIS_CALL_SECONDS, "outcome" => outcome)
+                .record(started.elapsed().as_secs_f64());
+        }
         match &result {
             Err(StoreError::Timeout) => self.conn.timed_out(),
             Ok(_) => self.conn.answered(),
@@ -340,12 +410,16 @@ impl Inner {
     /// A full check on Redis: the call, the deny cache's bookkeeping, the failure policy.
     async fn decide(
         self: Arc<Self>,
+        g: u32,
         stem: String,
         t: usize,
         cost: u32,
     ) -> Result<Outcome, StoreError> {
+        let Some(config) = self.gens.get(g) else {
+            unreachable!("generations are never removed");
+        };
         let anchor = self.cache.as_ref().map(DenyCache::local_us);
-        match self.call(&stem, t, cost, None).await {
+        match self.call(config, &stem, t, cost, None).await {
             Ok(reply) => {
                 self.round_trips.fetch_add(1, Relaxed);
                 if let (Some(cache), Some(anchor)) = (&self.cache, anchor) {
@@ -362,26 +436,35 @@ impl Inner {
                         None => cache.remove(&stem),
                     }
                 }
-                Ok(self.outcome(t, &reply, cost))
+                Ok(outcome(config, t, &reply, cost).in_generation(g))
             }
-            Err(e) => self.fail(e, &stem, t, cost),
+            Err(e) => self.fail(e, config, g, &stem, t, cost),
         }
     }
 
-    fn fail(&self, e: StoreError, stem: &str, t: usize, cost: u32) -> Result<Outcome, StoreError> {
+    fn fail(
+        &self,
+        e: StoreError,
+        config: &Gen,
+        g: u32,
+        stem: &str,
+        t: usize,
+        cost: u32,
+    ) -> Result<Outcome, StoreError> {
         self.failures.fetch_add(1, Relaxed);
         self.warn(&e);
         match self.policy {
             FailurePolicy::FailOpen => {
-                let quotas = self.quotas(t);
+                let quotas = config.quotas(t);
                 let mut tats = [0u64; MAX_QUOTAS];
                 for (tat, p) in tats.iter_mut().zip(quotas.params()) {
                     *tat = u64::from(cost) * p.t;
                 }
-                Ok(Outcome::new(quotas, 0, tats, cost, None))
+                Ok(Outcome::new(quotas, 0, tats, cost, None).in_generation(g))
             }
             FailurePolicy::FailClosed => Err(e),
             FailurePolicy::FallbackLocal => match &self.local {
+                // The local store is reloaded with this one, so its generations match.
                 Some(local) => match local.check(&stem.to_owned(), Tier(t), cost) {
                     Check::Ready(r) => r,
                     Check::Pending(_) => unreachable!("the memory store always answers at once"),
@@ -427,30 +510,46 @@ impl<K: fmt::Display> Store<K> for RedisStore {
 
     fn check(&self, key: &K, tier: Tier, cost: u32) -> Check<RedisCheck> {
         let inner = &self.inner;
-        let t = inner.tier_index(tier);
-        if let Err(e) = inner.quotas(t).check_cost(cost) {
+        let (g, config) = inner.gens.current();
+        let t = match tier_index(config, tier) {
+            Ok(t) => t,
+            Err(e) => return Check::Ready(Err(e.into())),
+        };
+        if let Err(e) = config.quotas(t).check_cost(cost) {
             return Check::Ready(Err(e.into()));
         }
         let stem = inner.stem(key, t);
         if let Some(cache) = &inner.cache
-            && let Some(hit) = cache.lookup(&stem, &inner.scripts[t].params_us, cost)
+            && let Some(hit) = cache.lookup(&stem, &config.scripts[t].params_us, cost)
         {
             inner.cache_hits.fetch_add(1, Relaxed);
-            let quotas = inner.quotas(t);
+            let quotas = config.quotas(t);
             return Check::Ready(Ok(outcome_from_us(
                 quotas,
                 hit.now_us,
                 &hit.tats_us[..quotas.len()],
                 cost,
                 Some((hit.quota, hit.wait_us)),
-            )));
+            )
+            .in_generation(g)));
         }
         let inner = Arc::clone(&self.inner);
-        Check::Pending(RedisCheck(Box::pin(inner.decide(stem, t, cost))))
+        Check::Pending(RedisCheck(Box::pin(inner.decide(g, stem, t, cost))))
     }
 
     fn tiers(&self) -> &Tiers {
-        &self.inner.tiers
+        &self.inner.gens.current().1.tiers
+    }
+
+    fn tiers_of(&self, generation: u32) -> &Tiers {
+        match self.inner.gens.get(generation) {
+            Some(config) => &config.tiers,
+            None => &self.inner.gens.current().1.tiers,
+        }
+    }
+
+    fn reload(&self, tiers: Tiers) -> Result<(), ReloadError> {
+        RedisStore::reload(self, tiers)
     }
 }
 

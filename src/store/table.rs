@@ -48,9 +48,22 @@
 //! an estimate of the live keys (fingerprints are uniform, so the window is a fair
 //! sample); when it says the table is mostly dead, a shrink starts, and the moves reap
 //! expired cells as they go instead of carrying them.
+//!
+//! # Retirement (live reconfiguration)
+//!
+//! When the quota sets change, the store starts a new table for the new generation and
+//! *retires* the old one: it links no table after that, the reloader finishes any resize
+//! (so every state sits in the chain's last table), and then every slot is frozen, key by
+//! key, as the new generation takes the states over ([`CellTable::take`],
+//! [`CellTable::drain`]). A request still working on the retired table that meets a
+//! frozen slot with nowhere to follow gets [`Retired`] and starts again in the current
+//! generation: each key's decisions are all under the old set, then all under the new.
 
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    Ordering::SeqCst, fence,
+};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -99,10 +112,20 @@ pub(crate) struct Table<C: Cell> {
     window_live: AtomicUsize,
     /// Live keys of the whole table chain (shared).
     live: Arc<AtomicUsize>,
+    /// Set once the chain's generation is replaced (shared): no table is linked after.
+    retired: Arc<AtomicBool>,
 }
+
+/// The table belongs to a replaced generation: start again in the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retired;
 
 impl<C: Cell> Table<C> {
     pub(crate) fn new(capacity: usize, live: Arc<AtomicUsize>) -> Self {
+        Self::new_in(capacity, live, Arc::default())
+    }
+
+    fn new_in(capacity: usize, live: Arc<AtomicUsize>, retired: Arc<AtomicBool>) -> Self {
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
         Table {
             slots: alloc::slots(capacity),
@@ -116,7 +139,13 @@ impl<C: Cell> Table<C> {
             window_slots: AtomicUsize::new(0),
             window_live: AtomicUsize::new(0),
             live,
+            retired,
         }
+    }
+
+    /// Whether this is the end of a retired chain: nowhere further to go.
+    fn is_retired_end(&self) -> bool {
+        self.next.get().is_none() && self.retired.load(SeqCst)
     }
 
     fn capacity(&self) -> usize {
@@ -174,15 +203,20 @@ impl<C: Cell> Table<C> {
     /// A next table for `keys` keys plus the inserts that arrive during the move.
     fn link_sized(&self, keys: usize) -> Arc<Table<C>> {
         let arriving = self.capacity() / self.migrate_chunk_len();
-        Arc::new(Table::new(
+        Arc::new(Table::new_in(
             keys.saturating_add(arriving).saturating_mul(2),
             self.live.clone(),
+            self.retired.clone(),
         ))
     }
 
     /// Where a key absent from this table goes: `None` if it may be claimed here; else
     /// the table it must go to, after closing its probe path here at `slot`.
     fn close_off(&self, slot: &Slot<C>) -> Option<&Table<C>> {
+        // A retired chain grows no more: late keys are claimed where they are.
+        if self.is_retired_end() {
+            return None;
+        }
         let next = if let Some(next) = self.next.get() {
             next
         } else if self.is_crowded() {
@@ -246,7 +280,10 @@ impl<C: Cell> Table<C> {
             self.window_slots.store(0, Relaxed);
             self.window_live.store(0, Relaxed);
             let estimate = seen_live.saturating_mul(self.capacity()) / slots;
-            if self.capacity() > MIN_CAPACITY && estimate.saturating_mul(8) < self.capacity() {
+            if self.capacity() > MIN_CAPACITY
+                && estimate.saturating_mul(8) < self.capacity()
+                && !self.retired.load(SeqCst)
+            {
                 let _ = self.next.get_or_init(|| self.link_sized(estimate));
             }
         }
@@ -256,6 +293,13 @@ impl<C: Cell> Table<C> {
 /// Copies a frozen slot's state into the table chain starting at `to`.
 fn carry<C: Cell>(mut to: &Table<C>, fp: u64, word: C::Word) {
     loop {
+        // The reloader finished every move before retiring: nothing is left to carry.
+        if to.is_retired_end() && !matches!(to.probe(fp), Probe::Free(_)) {
+            if let Probe::Found(slot) = to.probe(fp) {
+                slot.cell.adopt(word);
+            }
+            return;
+        }
         match to.probe(fp) {
             Probe::Found(slot) => {
                 if slot.cell.adopt(word) {
@@ -318,17 +362,104 @@ pub(crate) struct CellTable<C: Cell> {
 }
 
 impl<C: Cell> CellTable<C> {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::with_hasher(RandomState::new())
+    }
+
+    /// A table fingerprinting keys as `hasher` does: a successor generation shares its
+    /// predecessor's hasher so states can be carried by fingerprint.
+    pub(crate) fn with_hasher(hasher: RandomState) -> Self {
         let live = Arc::new(AtomicUsize::new(0));
         CellTable {
             current: ArcSwap::from_pointee(Table::new(MIN_CAPACITY, live.clone())),
-            hasher: RandomState::new(),
+            hasher,
             live,
         }
     }
 
+    pub(crate) fn hasher(&self) -> &RandomState {
+        &self.hasher
+    }
+
+    /// Links no table after this call and finishes any resize, so every state sits in
+    /// the chain's last table. Slots are frozen afterwards, by [`take`](Self::take) and
+    /// [`drain`](Self::drain). O(table), on the reloader's thread.
+    pub(crate) fn retire(&self) {
+        let current = self.current.load_full();
+        current.retired.store(true, SeqCst);
+        let mut table = current;
+        while let Some(next) = table.next.get().cloned() {
+            while table.migrate_chunk(&|_| false) {}
+            // Chunks handed out to other threads are being moved: wait for them.
+            while !table.migrated.load(Relaxed) {
+                std::thread::yield_now();
+            }
+            self.publish(&table);
+            table = next;
+        }
+    }
+
+    fn last(&self) -> Arc<Table<C>> {
+        let mut table = self.current.load_full();
+        while let Some(next) = table.next.get().cloned() {
+            table = next;
+        }
+        table
+    }
+
+    /// Freezes the slot of `fp` in a retired table (closing it if absent, so a late
+    /// request cannot create it), and returns the state it held.
+    pub(crate) fn take(&self, fp: u64) -> Option<C::Word> {
+        let table = self.last();
+        // A request that meets this frozen slot must also see that the chain is retired.
+        fence(Release);
+        loop {
+            match table.probe(fp) {
+                Probe::Found(slot) => return slot.cell.freeze(),
+                Probe::Frozen => return None,
+                Probe::Free(slot) => {
+                    if slot
+                        .fp
+                        .compare_exchange(FREE, FROZEN_FP, Relaxed, Relaxed)
+                        .is_ok()
+                    {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Freezes every slot of a retired table chain, handing each held state to `f`.
+    pub(crate) fn drain(&self, mut f: impl FnMut(u64, C::Word)) {
+        let mut table = self.current.load_full();
+        fence(Release);
+        loop {
+            for slot in table.slots.iter() {
+                let mut fp = slot.fp.load(Relaxed);
+                if fp == FREE {
+                    match slot.fp.compare_exchange(FREE, FROZEN_FP, Relaxed, Relaxed) {
+                        Ok(_) => continue,
+                        Err(actual) => fp = actual,
+                    }
+                }
+                if fp == FROZEN_FP {
+                    continue;
+                }
+                if let Some(word) = slot.cell.freeze() {
+                    f(fp, word);
+                }
+            }
+            match table.next.get().cloned() {
+                Some(next) => table = next,
+                None => break,
+            }
+        }
+    }
+
     #[inline]
-    fn fingerprint<K: Hash + ?Sized>(&self, key: &K) -> u64 {
+    pub(crate) fn fingerprint<K: Hash + ?Sized>(&self, key: &K) -> u64 {
         let h = self.hasher.hash_one(key) | 1;
         if h == FROZEN_FP { h - 2 } else { h }
     }
@@ -337,18 +468,35 @@ impl<C: Cell> CellTable<C> {
     /// key is new (as `admit_new` decides, given the live count) and reviving it if it was
     /// reclaimed. A new key first does one bounded step of upkeep (a migration or a sweep
     /// chunk, reaping with `reap`).
-    #[inline]
+    ///
+    /// On a retired table, gives `Retired` (as `E`) where the key's slot is frozen.
+    #[cfg(test)]
     pub(crate) fn with_cell<K, R, E>(
         &self,
         key: &K,
+        reap: impl Fn(&C) -> bool,
+        admit_new: impl FnMut(usize) -> Result<Admit, E>,
+        f: impl FnMut(&C) -> Option<R>,
+    ) -> Result<R, E>
+    where
+        K: Hash + ?Sized,
+        E: From<Retired>,
+    {
+        self.with_fp(self.fingerprint(key), reap, admit_new, f)
+    }
+
+    /// [`with_cell`](Self::with_cell) for a fingerprint already computed.
+    #[inline]
+    pub(crate) fn with_fp<R, E>(
+        &self,
+        fp: u64,
         reap: impl Fn(&C) -> bool,
         mut admit_new: impl FnMut(usize) -> Result<Admit, E>,
         mut f: impl FnMut(&C) -> Option<R>,
     ) -> Result<R, E>
     where
-        K: Hash + ?Sized,
+        E: From<Retired>,
     {
-        let fp = self.fingerprint(key);
         let guard = self.current.load();
         let mut table: &Table<C> = &guard;
         let mut room_checked = false;
@@ -356,6 +504,10 @@ impl<C: Cell> CellTable<C> {
             let slot = match table.probe(fp) {
                 Probe::Found(slot) => slot,
                 Probe::Frozen => {
+                    fence(Acquire);
+                    if table.is_retired_end() {
+                        return Err(Retired.into());
+                    }
                     table = table.next_or_link();
                     continue;
                 }
@@ -394,6 +546,10 @@ impl<C: Cell> CellTable<C> {
                 return Ok(r);
             }
             if slot.cell.is_frozen() {
+                fence(Acquire);
+                if table.is_retired_end() {
+                    return Err(Retired.into());
+                }
                 // Carry this slot (idempotent), then follow it.
                 let next = table.next_or_link();
                 migrate_slot(slot, next, None);
@@ -590,7 +746,7 @@ mod tests {
         (live, fps.len(), dups)
     }
 
-    fn track(_: usize) -> Result<Admit, ()> {
+    fn track(_: usize) -> Result<Admit, Retired> {
         Ok(Admit::Track)
     }
 

@@ -10,12 +10,15 @@
 --                  expiry clock does not follow the injected one)
 -- ARGV[2i+1]       T of quota i: emission interval, microseconds (rounded up)
 -- ARGV[2i+2]       cap of quota i: burst * T, microseconds
+-- ARGV[2n+3]       "1" after a reload: clamp each TAT to now + cap (see below); absent
+--                  for a store's first configuration
 --
 -- Reply: { now, denied, wait, tat_1, ..., tat_n }
 --   denied = 0 when admitted (then tat_i are the new TATs, written with an expiry of
 --   ceil((tat_i - now) / 1 ms): the time until the quota is equivalent to empty);
 --   else the 1-based index of the quota with the longest wait (first on ties), the wait
---   in microseconds, and the TATs as stored (0 if absent). A denial writes nothing.
+--   in microseconds, and the TATs as stored (0 if absent). A denial writes nothing,
+--   except a TAT clamped to a smaller capacity after a reload (see below).
 if redis.replicate_commands then
   -- Redis 3.2 to 4 need this before writing after TIME; later versions ignore it.
   redis.replicate_commands()
@@ -33,15 +36,26 @@ end
 
 local cost = tonumber(ARGV[1])
 local n = #KEYS
+local clamp = ARGV[2 * n + 3] == '1'
 local stored = redis.call('MGET', unpack(KEYS))
 local reply = { now, 0, 0 }
 local worst, worst_wait = 0, 0
 local new = {}
+local clamped = {}
 
 for i = 1, n do
   local t = tonumber(ARGV[2 * i + 1])
   local cap = tonumber(ARGV[2 * i + 2])
   local tat = tonumber(stored[i]) or 0
+  -- After a reload to a smaller capacity: nobody waits longer than the new tolerance.
+  -- The clamped TAT is stored even on a denial (below), so the conversion happens once,
+  -- at the first touch. Under an unchanged set TAT <= now + cap always holds, so this
+  -- never fires and a denial still writes nothing. Only asked for after a reload, so
+  -- that a clock stepping back is treated exactly as in memory until then.
+  if clamp and tat > now + cap then
+    tat = now + cap
+    clamped[i] = true
+  end
   local base = tat
   if now > base then base = now end
   local next_tat = base + cost * t
@@ -56,6 +70,12 @@ end
 if worst > 0 then
   reply[2] = worst
   reply[3] = worst_wait
+  for i = 1, n do
+    if clamped[i] then
+      local ttl = math.ceil((reply[3 + i] - now) / 1000) + slack
+      redis.call('SET', KEYS[i], string.format('%d', reply[3 + i]), 'PX', string.format('%d', ttl))
+    end
+  end
   return reply
 end
 
