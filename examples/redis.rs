@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Between them the two copies admit 10 requests, not 20. Environment: `REDIS_URL`
-//! (default `redis://127.0.0.1:6379`), `PORT` (default 3000; 0 picks a free port).
+//! (default `redis://127.0.0.1:6379`), `PORT` (default 3000; 0 picks a free port),
+//! `RATE_LIMIT_KEY_SECRET` (the secret of the hashed Redis key names, the same for every
+//! copy; a fixed example value if unset, which is fine only for a demo).
 
 mod common;
 
@@ -28,6 +30,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let store = RedisStore::builder(Quota::per_minute(10)?.named("minute"))
         .prefix("example:")
+        // Redis sees a keyed hash of each client address, never the address itself.
+        .key_secret(
+            std::env::var("RATE_LIMIT_KEY_SECRET")
+                .unwrap_or_else(|_| "example-only-secret-replace-me".into()),
+        )
         .timeout(Duration::from_millis(100))
         // Without Redis, refuse (503) rather than serve unlimited.
         .on_failure(FailurePolicy::FailClosed)

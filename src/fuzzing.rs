@@ -51,15 +51,24 @@ pub fn forwarding(data: &[u8]) {
     };
     let untrusted_peer = SocketAddr::from(([198, 51, 100, 4], 40_000));
     let trusted = ["10.0.0.0/8", "fd00::/8"];
-    let Ok(base) = ClientIp::trusting(trusted) else {
+    let build = |h: ProxyHeader| match h {
+        ProxyHeader::Forwarded => ClientIp::forwarded(trusted),
+        ProxyHeader::XRealIp => ClientIp::x_real_ip(trusted),
+        _ => ClientIp::x_forwarded_for(trusted),
+    };
+    let (Ok(fwd), Ok(xff), Ok(real)) = (
+        build(ProxyHeader::Forwarded),
+        build(ProxyHeader::XForwardedFor),
+        build(ProxyHeader::XRealIp),
+    ) else {
         panic!("static CIDRs parse");
     };
     let extractors = [
-        base.clone(),
-        base.clone().header(ProxyHeader::Forwarded),
-        base.clone().header(ProxyHeader::XForwardedFor),
-        base.clone().header(ProxyHeader::XRealIp),
-        base.ipv6_prefix(128),
+        fwd.clone(),
+        xff.clone(),
+        real,
+        fwd.ipv6_prefix(128),
+        xff.ipv6_prefix(128),
     ];
     for peer in [trusted_peer, untrusted_peer] {
         let req = forwarded_request(peer, rest);

@@ -8,12 +8,12 @@
 //! |---|---|---|
 //! | [`GlobalKey`] | [`Global`] | nothing: one limit for everyone |
 //! | [`PeerIp`](struct@PeerIp) | `IpAddr` | the connection's peer address (IPv6 grouped by /64) |
-//! | [`ClientIp`] | `IpAddr` | `Forwarded` / `X-Forwarded-For` / `X-Real-IP`, only from trusted proxies |
+//! | [`ClientIp`] | `IpAddr` | the one proxy header you name (`X-Forwarded-For`, `Forwarded` or `X-Real-IP`), only from trusted proxies |
 //! | [`HeaderKey`] | `String` | a header such as `Authorization: Bearer <key>` |
 //! | [`from_fn`] | yours | whatever your closure reads |
 //!
 //! No extractor panics on any input: malformed values are errors or, for
-//! [`ClientIp`], a fall-back to the peer address.
+//! [`ClientIp`], the address of the trusted proxy closest to the garbage.
 //!
 //! ```
 //! use tower_ratelimit::key::{HeaderKey, KeyExtractor, RequestHead};
@@ -32,12 +32,15 @@ use std::marker::PhantomData;
 use http::header::{AUTHORIZATION, HeaderName};
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 
+mod chain;
 mod cidr;
 mod forwarded;
 mod ip;
+mod misconfig;
 
 pub use cidr::{Cidr, CidrError};
-pub use ip::{ClientIp, PeerIp, ProxyHeader};
+pub use forwarded::ProxyHeader;
+pub use ip::{ClientIp, PeerIp};
 
 /// The parts of a request a key may depend on, borrowed (the body is never read).
 #[derive(Debug, Clone, Copy)]

@@ -93,7 +93,7 @@ pub use middleware::{
 pub use decision::{Decision, Outcome, QuotaState};
 pub use error::{CheckError, StoreError};
 pub use quota::{Quota, QuotaError, Quotas};
-pub use store::memory::{KeyedRateLimiter, RateLimiter};
+pub use store::memory::{AtCapacity, KeyedRateLimiter, RateLimiter};
 
 // The README's code blocks are compiled as doctests (they use every integration).
 #[cfg(all(

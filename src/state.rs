@@ -45,8 +45,36 @@ pub(crate) struct Raw {
     pub(crate) denied: Option<(usize, u64)>,
 }
 
+/// Cells whose all-zero bytes are a valid, empty cell, so that a table of them can be
+/// allocated zeroed (lazily mapped by the OS) instead of written slot by slot.
+///
+/// # Safety
+///
+/// Implement only for types made of integer atomics, for which zero bytes are a valid
+/// value and the empty state.
+#[cfg(not(tower_ratelimit_loom))]
+#[allow(unsafe_code)]
+pub(crate) unsafe trait ZeroIsEmpty {}
+
+// SAFETY: `Cell64` is an `AtomicU64`; zero is a valid value and the empty state.
+#[cfg(not(tower_ratelimit_loom))]
+#[allow(unsafe_code)]
+unsafe impl ZeroIsEmpty for Cell64 {}
+
+// SAFETY: `Cell128` is a `portable_atomic::AtomicU128` (an `UnsafeCell<u128>`); zero is
+// a valid value and the empty state.
+#[cfg(not(tower_ratelimit_loom))]
+#[allow(unsafe_code)]
+unsafe impl ZeroIsEmpty for Cell128 {}
+
+/// Under loom, atomics carry model state and tables are built slot by slot.
+#[cfg(tower_ratelimit_loom)]
+pub(crate) trait ZeroIsEmpty {}
+#[cfg(tower_ratelimit_loom)]
+impl<T> ZeroIsEmpty for T {}
+
 /// One key's state.
-pub(crate) trait Cell: Default + Send + Sync + 'static {
+pub(crate) trait Cell: ZeroIsEmpty + Default + Send + Sync + 'static {
     /// Decides and, if admitted, stores. `None` if the cell is a tombstone.
     fn check(&self, quotas: &Quotas, now: u64, cost: u64) -> Option<Raw>;
     /// Turns an expired cell (every TAT at or before `now`) into a tombstone.
@@ -258,7 +286,7 @@ impl Cell for Cell128 {
 }
 
 #[cfg(not(tower_ratelimit_loom))]
-mod atomics {
+pub(crate) mod atomics {
     pub(crate) use portable_atomic::AtomicU128;
     pub(crate) use std::sync::atomic::AtomicU64;
 }
@@ -266,7 +294,7 @@ mod atomics {
 /// Under the loom model checker (`RUSTFLAGS="--cfg tower_ratelimit_loom"`), atomics are
 /// loom's, so every interleaving of the CAS loops below can be explored.
 #[cfg(tower_ratelimit_loom)]
-mod atomics {
+pub(crate) mod atomics {
     pub(crate) use loom::sync::atomic::AtomicU64;
     use std::sync::atomic::Ordering;
 

@@ -131,3 +131,34 @@ async fn a_full_key_table_answers_503_not_500() {
         "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
     );
 }
+
+#[tokio::test]
+async fn a_full_key_table_can_admit_new_keys_untracked() {
+    let layer = RateLimitLayer::builder(Quota::per_hour(2).expect("quota"))
+        .key(tower_ratelimit::key::from_fn(
+            |h: &tower_ratelimit::key::RequestHead<'_>| Some(h.uri().path().to_owned()),
+        ))
+        .max_keys(1)
+        .at_capacity(tower_ratelimit::AtCapacity::AdmitUntracked)
+        .build();
+    let app = Router::new()
+        .route("/a", get(|| async { "a" }))
+        .route("/b", get(|| async { "b" }));
+    let http = Http::new(serve(app.layer(layer)).await);
+    // /a is tracked and goes over its limit; /b arrives at the cap.
+    for _ in 0..2 {
+        assert_eq!(http.get("/a").await.status, StatusCode::OK);
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            http.get("/b").await.status,
+            StatusCode::OK,
+            "served untracked"
+        );
+        assert_eq!(
+            http.get("/a").await.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "the tracked key keeps its limit"
+        );
+    }
+}

@@ -32,8 +32,19 @@ fn key<E: KeyExtractor>(e: &E, r: &Request<()>) -> Result<E::Key, KeyError> {
     e.extract(&RequestHead::from_request(r))
 }
 
-fn proxies() -> ClientIp {
-    ClientIp::trusting(["10.0.0.0/8", "2001:db8:ffff::/48"]).expect("valid cidrs")
+const TRUSTED: [&str; 2] = ["10.0.0.0/8", "2001:db8:ffff::/48"];
+
+/// Trusts 10/8 and 2001:db8:ffff::/48, reading `X-Forwarded-For`.
+fn xff() -> ClientIp {
+    ClientIp::x_forwarded_for(TRUSTED).expect("valid cidrs")
+}
+
+fn fwd() -> ClientIp {
+    ClientIp::forwarded(TRUSTED).expect("valid cidrs")
+}
+
+fn real() -> ClientIp {
+    ClientIp::x_real_ip(TRUSTED).expect("valid cidrs")
 }
 
 #[test]
@@ -103,30 +114,31 @@ fn peer_ip_sources_and_grouping() {
 
 #[test]
 fn spoofed_headers_from_untrusted_peers_are_ignored() {
-    let k = proxies();
-    for (name, value) in [
-        ("x-forwarded-for", "1.2.3.4"),
-        ("x-real-ip", "1.2.3.4"),
-        ("forwarded", "for=1.2.3.4"),
-    ] {
-        let r = req(Some("203.0.113.50:5555"), &[(name, value)]);
-        assert_eq!(key(&k, &r), Ok(ip("203.0.113.50")), "{name}");
+    for k in [xff(), fwd(), real()] {
+        for (name, value) in [
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+        ] {
+            let r = req(Some("203.0.113.50:5555"), &[(name, value)]);
+            assert_eq!(key(&k, &r), Ok(ip("203.0.113.50")), "{name}");
+        }
     }
     // Claiming to be a trusted proxy in the header does not help either.
     let r = req(
         Some("203.0.113.50:5555"),
         &[("x-forwarded-for", "1.2.3.4, 10.0.0.1")],
     );
-    assert_eq!(key(&k, &r), Ok(ip("203.0.113.50")));
+    assert_eq!(key(&xff(), &r), Ok(ip("203.0.113.50")));
     // No trusted set at all: headers never count.
-    let none = ClientIp::new([]);
+    let none = ClientIp::new(ProxyHeader::XForwardedFor, []);
     let r = req(Some("10.0.0.1:1"), &[("x-forwarded-for", "1.2.3.4")]);
     assert_eq!(key(&none, &r), Ok(ip("10.0.0.1")));
 }
 
 #[test]
 fn rightmost_untrusted_hop_through_several_proxies() {
-    let k = proxies();
+    let k = xff();
     // client -> (spoofed prefix) -> 10.1.1.1 -> 10.2.2.2 -> peer 10.3.3.3
     let r = req(
         Some("10.3.3.3:80"),
@@ -136,7 +148,7 @@ fn rightmost_untrusted_hop_through_several_proxies() {
         )],
     );
     assert_eq!(key(&k, &r), Ok(ip("198.51.100.9")));
-    // Split over several header lines, in order.
+    // Split over several header lines, in order (HAProxy adds a line per hop).
     let r = req(
         Some("10.3.3.3:80"),
         &[
@@ -145,6 +157,20 @@ fn rightmost_untrusted_hop_through_several_proxies() {
         ],
     );
     assert_eq!(key(&k, &r), Ok(ip("198.51.100.9")));
+    let r = req(
+        Some("10.3.3.3:80"),
+        &[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.9"),
+        ],
+    );
+    assert_eq!(key(&k, &r), Ok(ip("198.51.100.9")));
+    // Ports, as some proxies write them in X-Forwarded-For.
+    let r = req(
+        Some("10.3.3.3:80"),
+        &[("x-forwarded-for", "198.51.100.7:5678, [2001:db8::1]:443")],
+    );
+    assert_eq!(key(&k, &r), Ok(ip("2001:db8::")));
     // Forwarded, with IPv6 and ports; the client's /64 is the key.
     let r = req(
         Some("[2001:db8:ffff::1]:443"),
@@ -153,41 +179,90 @@ fn rightmost_untrusted_hop_through_several_proxies() {
             r#"for="[2001:db8:aaaa:bbbb::17]:4711", for=10.0.0.9;proto=https"#,
         )],
     );
-    assert_eq!(key(&k, &r), Ok(ip("2001:db8:aaaa:bbbb::")));
+    assert_eq!(key(&fwd(), &r), Ok(ip("2001:db8:aaaa:bbbb::")));
+    assert_eq!(
+        key(&fwd().ipv6_prefix(128), &r),
+        Ok(ip("2001:db8:aaaa:bbbb::17"))
+    );
+    // Quoted, ported IPv4 and a case-insensitive parameter name.
+    let r = req(
+        Some("10.3.3.3:80"),
+        &[(
+            "forwarded",
+            r#"For="198.51.100.20:80";proto=https, FOR=10.0.0.9"#,
+        )],
+    );
+    assert_eq!(key(&fwd(), &r), Ok(ip("198.51.100.20")));
+    // nginx's `$http_forwarded, for=$remote_addr` with no incoming header: an empty
+    // element on the left, an unquoted IPv6 node.
+    let r = req(
+        Some("10.3.3.3:80"),
+        &[("forwarded", ", for=2001:db8:aaaa:1::7")],
+    );
+    assert_eq!(key(&fwd(), &r), Ok(ip("2001:db8:aaaa:1::")));
     // Every hop trusted: the left-most is the client.
     let r = req(
         Some("10.3.3.3:80"),
         &[("x-forwarded-for", "10.0.0.5, 10.1.1.1")],
     );
     assert_eq!(key(&k, &r), Ok(ip("10.0.0.5")));
-    // X-Real-IP from a trusted proxy.
+    // No header from a trusted peer: the peer is the client.
+    assert_eq!(key(&k, &req(Some("10.3.3.3:80"), &[])), Ok(ip("10.3.3.3")));
+    // X-Real-IP from a trusted proxy; several lines: the last, which the proxy wrote.
     let r = req(Some("10.3.3.3:80"), &[("x-real-ip", "198.51.100.10")]);
-    assert_eq!(key(&k, &r), Ok(ip("198.51.100.10")));
-    // Mapped addresses in the chain are recognised as trusted IPv4.
+    assert_eq!(key(&real(), &r), Ok(ip("198.51.100.10")));
+    let r = req(
+        Some("10.3.3.3:80"),
+        &[("x-real-ip", "6.6.6.6"), ("x-real-ip", "198.51.100.10")],
+    );
+    assert_eq!(key(&real(), &r), Ok(ip("198.51.100.10")));
+    // Mapped addresses in the chain are trusted IPv4, and keys are plain IPv4.
     let r = req(
         Some("[::ffff:10.3.3.3]:80"),
-        &[("x-forwarded-for", "198.51.100.11, ::ffff:10.1.1.1")],
+        &[("x-forwarded-for", "::ffff:198.51.100.11, ::ffff:10.1.1.1")],
     );
     assert_eq!(key(&k, &r), Ok(ip("198.51.100.11")));
+    let r = req(
+        Some("10.3.3.3:80"),
+        &[("forwarded", r#"for="[::ffff:198.51.100.12]:9""#)],
+    );
+    assert_eq!(key(&fwd(), &r), Ok(ip("198.51.100.12")));
+    // Grouping applies to the client found.
+    let r = req(Some("10.3.3.3:80"), &[("x-forwarded-for", "198.51.100.77")]);
+    assert_eq!(key(&xff().ipv4_prefix(24), &r), Ok(ip("198.51.100.0")));
 }
 
 #[test]
-fn malformed_or_opaque_hops_fall_back_to_the_peer() {
-    let k = proxies();
+fn opaque_hops_stop_at_the_closest_trusted_proxy() {
     let peer = Some("10.3.3.3:80");
-    for (name, value) in [
-        ("x-forwarded-for", "198.51.100.9, garbage"),
-        ("x-forwarded-for", ""),
-        ("x-forwarded-for", "198.51.100.9,,"),
-        ("forwarded", "for=unknown"),
-        ("forwarded", r#"for="_hidden", for=10.1.1.1"#),
-        ("forwarded", r#"for="198.51.100.9"#),
-        ("forwarded", "proto=https"),
-        ("forwarded", "for=[2001:db8::1"),
-        ("x-real-ip", "not an ip"),
+    // Garbage right next to the peer: the peer.
+    for (k, value) in [
+        (xff(), "198.51.100.9, garbage"),
+        (xff(), ""),
+        (xff(), "198.51.100.9,,"),
+        (xff(), "unknown"),
+        (xff(), "198.51.100.9, 1.2.3.4:99999"),
+        (fwd(), "for=unknown"),
+        (fwd(), r#"for="198.51.100.9"#),
+        (fwd(), "proto=https"),
+        (fwd(), "for=[2001:db8::1"),
+        (fwd(), "for=198.51.100.9;for=198.51.100.10"),
+        (real(), "not an ip"),
+        (real(), "198.51.100.9, 198.51.100.10"),
     ] {
-        let r = req(peer, &[(name, value)]);
+        let name = k.proxy_header().header_name();
+        let r = req(peer, &[(name.as_str(), value)]);
         assert_eq!(key(&k, &r), Ok(ip("10.3.3.3")), "{name}: {value}");
+    }
+    // Garbage further left: the trusted proxy that wrote next to it.
+    for (k, value) in [
+        (fwd(), r#"for="_hidden", for=10.1.1.1"#),
+        (xff(), "198.51.100.9, _hidden, 10.1.1.1, 10.2.2.2"),
+        (xff(), "198.51.100.9, , 10.1.1.1"),
+    ] {
+        let name = k.proxy_header().header_name();
+        let r = req(peer, &[(name.as_str(), value)]);
+        assert_eq!(key(&k, &r), Ok(ip("10.1.1.1")), "{name}: {value}");
     }
     // A client's broken line does not hide the line its proxy appended.
     let r = req(
@@ -197,49 +272,76 @@ fn malformed_or_opaque_hops_fall_back_to_the_peer() {
             ("forwarded", "for=198.51.100.9"),
         ],
     );
-    assert_eq!(key(&k, &r), Ok(ip("198.51.100.9")));
+    assert_eq!(key(&fwd(), &r), Ok(ip("198.51.100.9")));
     // Garbage left of the client is never read.
     let r = req(
         peer,
         &[("forwarded", r#"for=junk, for=198.51.100.9, for=10.1.1.1"#)],
     );
-    assert_eq!(key(&k, &r), Ok(ip("198.51.100.9")));
-    // Non-UTF-8 bytes.
+    assert_eq!(key(&fwd(), &r), Ok(ip("198.51.100.9")));
+    let r = req(
+        peer,
+        &[("x-forwarded-for", "\"'%00<script>, unknown, 198.51.100.9")],
+    );
+    assert_eq!(key(&xff(), &r), Ok(ip("198.51.100.9")));
+    // Non-UTF-8 bytes spoil only their own entry.
     let mut r = req(peer, &[]);
     r.headers_mut().insert(
         "x-forwarded-for",
         HeaderValue::from_bytes(b"198.51.100.9\xff").expect("obs-text"),
     );
-    assert_eq!(key(&k, &r), Ok(ip("10.3.3.3")));
+    assert_eq!(key(&xff(), &r), Ok(ip("10.3.3.3")));
+    r.headers_mut()
+        .append("x-forwarded-for", HeaderValue::from_static("198.51.100.10"));
+    assert_eq!(key(&xff(), &r), Ok(ip("198.51.100.10")));
     // No peer at all is an error, not a guess from the headers.
     let r = req(None, &[("x-forwarded-for", "198.51.100.9")]);
-    assert_eq!(key(&k, &r), Err(KeyError::Missing("peer address")));
+    assert_eq!(key(&xff(), &r), Err(KeyError::Missing("peer address")));
 }
 
 #[test]
-fn header_choice_blocks_injection_through_other_headers() {
-    // The proxy sets X-Forwarded-For but passes Forwarded through from the client.
+fn only_the_chosen_header_is_read() {
+    // The proxy appends to X-Forwarded-For but passes Forwarded and X-Real-IP through
+    // from the client: neither moves the key, whatever their order.
     let r = req(
         Some("10.3.3.3:80"),
         &[
             ("forwarded", "for=1.2.3.4"),
+            ("x-real-ip", "5.6.7.8"),
             ("x-forwarded-for", "198.51.100.9"),
         ],
     );
-    let default = proxies();
+    assert_eq!(key(&xff(), &r), Ok(ip("198.51.100.9")));
+    assert_eq!(key(&fwd(), &r), Ok(ip("1.2.3.4")));
+    assert_eq!(key(&real(), &r), Ok(ip("5.6.7.8")));
+    // Another header present, the chosen one absent: the peer, never a fall-through.
+    let r = req(Some("10.3.3.3:80"), &[("forwarded", "for=1.2.3.4")]);
+    assert_eq!(key(&xff(), &r), Ok(ip("10.3.3.3")));
+    assert_eq!(key(&real(), &r), Ok(ip("10.3.3.3")));
+    assert_eq!(xff().proxy_header(), ProxyHeader::XForwardedFor);
+    assert_eq!(fwd().proxy_header(), ProxyHeader::Forwarded);
+    assert_eq!(real().proxy_header(), ProxyHeader::XRealIp);
+}
+
+#[test]
+fn constructors_take_strings_cidrs_and_addresses() {
+    assert_eq!(xff().trusted().len(), 2);
+    assert!(ClientIp::x_forwarded_for(["10.0.0.0/40"]).is_err());
     assert_eq!(
-        key(&default, &r),
-        Ok(ip("1.2.3.4")),
-        "default: first present"
+        ClientIp::forwarded(["10.0.0.0/8", "nope"]).map(|_| ()),
+        Err(tower_ratelimit::key::CidrError::Address("nope".into()))
     );
-    let xff_only = proxies().header(ProxyHeader::XForwardedFor);
-    assert_eq!(key(&xff_only, &r), Ok(ip("198.51.100.9")));
-    let real_only = proxies().header(ProxyHeader::XRealIp);
-    assert_eq!(key(&real_only, &r), Ok(ip("10.3.3.3")));
-    assert_eq!(proxies().trusted().len(), 2);
-    assert!(ClientIp::trusting(["10.0.0.0/40"]).is_err());
     let c: Cidr = "10.0.0.0/8".parse().expect("cidr");
-    assert_eq!(ClientIp::new([c]).trusted(), &[c]);
+    assert_eq!(ClientIp::new(ProxyHeader::Forwarded, [c]).trusted(), &[c]);
+    let strings = vec!["127.0.0.0/8".to_owned(), "::1".to_owned()];
+    let a = ClientIp::x_real_ip(&strings).expect("valid");
+    let b = ClientIp::x_real_ip(strings).expect("valid");
+    let c = ClientIp::x_real_ip(Cidr::loopback()).expect("infallible");
+    let d = ClientIp::x_real_ip([ip("127.0.0.1"), ip("::1")]).expect("infallible");
+    assert_eq!(a.trusted(), b.trusted());
+    assert_eq!(a.trusted(), c.trusted());
+    assert_eq!(d.trusted()[0].to_string(), "127.0.0.1/32");
+    assert_eq!(d.trusted()[1].to_string(), "::1/128");
 }
 
 #[test]
@@ -353,30 +455,40 @@ fn header_value() -> impl Strategy<Value = HeaderValue> {
     ]
 }
 
+/// The three forwarding headers.
+const FORWARDING: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
 proptest! {
     /// Any header bytes: every extractor answers (a key or an error) without
-    /// panicking, and ClientIp's answer is the peer or an address from the headers.
+    /// panicking; ClientIp ignores every header from an untrusted peer, and from a
+    /// trusted one reads its own header only (dropping the others changes nothing).
     #[test]
     fn no_panic_on_any_header_bytes(
-        fwd in prop::collection::vec(header_value(), 0..3),
-        xff in prop::collection::vec(header_value(), 0..3),
-        real in prop::option::of(header_value()),
+        fwd_lines in prop::collection::vec(header_value(), 0..3),
+        xff_lines in prop::collection::vec(header_value(), 0..3),
+        real_lines in prop::collection::vec(header_value(), 0..2),
         auth in prop::option::of(header_value()),
         trusted_peer in any::<bool>(),
     ) {
         let peer = if trusted_peer { "10.9.9.9:1" } else { "203.0.113.1:1" };
         let mut r = req(Some(peer), &[]);
         let h = r.headers_mut();
-        for v in fwd { h.append("forwarded", v); }
-        for v in xff { h.append("x-forwarded-for", v); }
-        if let Some(v) = real { h.insert("x-real-ip", v); }
+        for v in fwd_lines { h.append("forwarded", v); }
+        for v in xff_lines { h.append("x-forwarded-for", v); }
+        for v in real_lines { h.append("x-real-ip", v); }
         if let Some(v) = auth { h.insert("authorization", v); }
-        let got = key(&proxies(), &r).expect("a peer is present");
-        if !trusted_peer {
-            prop_assert_eq!(got, ip("203.0.113.1"));
+        for k in [xff(), fwd(), real()] {
+            let got = key(&k, &r).expect("a peer is present");
+            if !trusted_peer {
+                prop_assert_eq!(got, ip("203.0.113.1"));
+            }
+            let name = k.proxy_header().header_name();
+            let mut only = req(Some(peer), &[]);
+            for v in r.headers().get_all(&name) {
+                only.headers_mut().append(&name, v.clone());
+            }
+            prop_assert_eq!(key(&k, &only), Ok(got));
         }
-        let _ = key(&proxies().header(ProxyHeader::Forwarded), &r);
-        let _ = key(&proxies().header(ProxyHeader::XRealIp), &r);
         let _ = key(&HeaderKey::bearer(), &r);
         let _ = key(&HeaderKey::new(http::header::AUTHORIZATION), &r);
         prop_assert!(key(&PeerIp::new(), &r).is_ok());
@@ -388,32 +500,111 @@ fn peer_ip_constant_is_the_default() {
     let r = req(Some("[2001:db8:1:2::1]:1"), &[]);
     assert_eq!(PeerIp, PeerIp::new());
     assert_eq!(PeerIp, PeerIp::default());
+    assert_ne!(PeerIp, PeerIp::new().ipv6_prefix(48));
     assert_eq!(key(&PeerIp, &r), Ok(ip("2001:db8:1:2::")));
-    let c = ClientIp::new([]);
+    let c = ClientIp::new(ProxyHeader::XForwardedFor, []);
     assert_eq!(key(&c, &r), Ok(ip("2001:db8:1:2::")));
 }
 
+/// How the proxy chain writes a hop: its syntax and whether it joins the last line.
+#[derive(Debug, Clone, Copy)]
+enum Syntax {
+    XForwardedFor,
+    Forwarded,
+    XRealIp,
+}
+
+/// A client address and how a proxy might write it.
+fn client_addr() -> impl Strategy<Value = (IpAddr, String, String)> {
+    let v4 = (0u8..=255, 1u8..=254, any::<u16>()).prop_flat_map(|(c, d, port)| {
+        let addr = ip(&format!("203.0.{c}.{d}"));
+        prop_oneof![
+            Just((addr, addr.to_string(), addr.to_string())),
+            Just((addr, format!("{addr}:{port}"), format!("\"{addr}:{port}\""))),
+            Just((
+                addr,
+                format!("::ffff:{addr}"),
+                format!("\"[::ffff:{addr}]\"")
+            )),
+        ]
+    });
+    let v6 = (any::<u16>(), any::<u16>(), any::<u16>()).prop_flat_map(|(a, b, port)| {
+        let addr = ip(&format!("2001:db8:{a:x}::{b:x}"));
+        prop_oneof![
+            Just((addr, addr.to_string(), format!("\"[{addr}]\""))),
+            Just((
+                addr,
+                format!("[{addr}]:{port}"),
+                format!("\"[{addr}]:{port}\"")
+            )),
+        ]
+    });
+    prop_oneof![v4, v6]
+}
+
+/// Appends one hop the way proxies do: a new field line (HAProxy), or joined to the
+/// last line with `, ` (nginx's `$proxy_add_x_forwarded_for`).
+fn append_hop(lines: &mut Vec<Vec<u8>>, hop: &str, new_line: bool) {
+    match lines.last_mut() {
+        Some(last) if !new_line => {
+            last.extend_from_slice(b", ");
+            last.extend_from_slice(hop.as_bytes());
+        }
+        _ => lines.push(hop.as_bytes().to_vec()),
+    }
+}
+
 proptest! {
-    /// Whatever a client writes to the left of its own hop, the key is the address the
-    /// first trusted proxy saw: the right-most untrusted hop.
+    /// Whatever a client writes (extra left-hand entries, whole forged lines of the
+    /// header its proxy appends to, broken quoting, any bytes; forged values of the
+    /// other forwarding headers), the key is the address its first trusted proxy saw.
     #[test]
-    fn client_prefix_cannot_move_the_key(
-        spoofed in prop::collection::vec("[ -+\\--~]{0,20}", 0..4),
-        client in (0u8..=255, 0u8..=255),
-        proxies_seen in prop::collection::vec((0u8..=255, 0u8..=255), 0..4),
-        forwarded_syntax in any::<bool>(),
+    fn forged_entries_never_move_the_key(
+        forged_lines in prop::collection::vec(header_value(), 0..4),
+        others in prop::collection::vec((0usize..3, header_value()), 0..4),
+        (client, xff_form, fwd_form) in client_addr(),
+        proxies_seen in prop::collection::vec((0u8..=255, 0u8..=255, any::<bool>()), 0..4),
+        client_new_line in any::<bool>(),
+        syntax in prop_oneof![
+            Just(Syntax::XForwardedFor),
+            Just(Syntax::Forwarded),
+            Just(Syntax::XRealIp)
+        ],
     ) {
-        let client_ip = format!("203.0.{}.{}", client.0, client.1);
-        let mut hops: Vec<String> = spoofed;
-        hops.push(client_ip.clone());
-        hops.extend(proxies_seen.iter().map(|(a, b)| format!("10.{a}.{b}.1")));
-        let (name, value) = if forwarded_syntax {
-            let v: Vec<String> = hops.iter().map(|h| format!("for=\"{}\"", h.replace(['"', '\\'], ""))).collect();
-            ("forwarded", v.join(", "))
-        } else {
-            ("x-forwarded-for", hops.join(", "))
+        let (name, extractor) = match syntax {
+            Syntax::XForwardedFor => ("x-forwarded-for", xff()),
+            Syntax::Forwarded => ("forwarded", fwd()),
+            Syntax::XRealIp => ("x-real-ip", real()),
         };
-        let r = req(Some("10.200.0.1:443"), &[(name, value.as_str())]);
-        prop_assert_eq!(key(&proxies(), &r), Ok(ip(&client_ip)));
+        let mut lines: Vec<Vec<u8>> =
+            forged_lines.iter().map(|v| v.as_bytes().to_vec()).collect();
+        match syntax {
+            Syntax::XForwardedFor => {
+                append_hop(&mut lines, &xff_form, client_new_line);
+                for (a, b, new_line) in &proxies_seen {
+                    append_hop(&mut lines, &format!("10.{a}.{b}.1"), *new_line);
+                }
+            }
+            Syntax::Forwarded => {
+                append_hop(&mut lines, &format!("for={fwd_form};proto=https"), client_new_line);
+                for (a, b, new_line) in &proxies_seen {
+                    append_hop(&mut lines, &format!("For=\"10.{a}.{b}.1\""), *new_line);
+                }
+            }
+            // The proxy replaces whatever the client sent.
+            Syntax::XRealIp => lines = vec![xff_form.into_bytes()],
+        }
+        let mut r = req(Some("10.200.0.1:443"), &[]);
+        for (i, v) in others {
+            let other = FORWARDING[i];
+            if other != name {
+                r.headers_mut().append(other, v);
+            }
+        }
+        for line in &lines {
+            let v = HeaderValue::from_bytes(line).expect("forged bytes are valid header bytes");
+            r.headers_mut().append(name, v);
+        }
+        prop_assert_eq!(key(&extractor.ipv6_prefix(128), &r), Ok(client));
     }
 }

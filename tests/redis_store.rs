@@ -91,9 +91,19 @@ async fn a_denial_writes_nothing() {
         .await
         .expect("connect");
     let keys = [0, 1].map(|i| store.redis_key(&"erin", Tier(0), i));
+    let hash = keys[0]
+        .strip_prefix("rl:{0:")
+        .and_then(|k| k.strip_suffix("}:0"))
+        .expect("documented layout with a shared hash tag");
+    assert!(
+        hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a keyed hash, not the key: {}",
+        keys[0]
+    );
     assert_eq!(
-        keys[0], "rl:{0:erin}:0",
-        "documented layout with a shared hash tag"
+        keys[1],
+        format!("rl:{{0:{hash}}}:1"),
+        "one tag per decision"
     );
     assert!(
         check(&store, "erin", 4)

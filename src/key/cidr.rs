@@ -1,5 +1,6 @@
 //! A network prefix (`10.0.0.0/8`, `2001:db8::/32`, or one address), for trusted proxies.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -44,6 +45,14 @@ impl fmt::Display for CidrError {
 }
 
 impl std::error::Error for CidrError {}
+
+/// Lets constructors that take strings or [`Cidr`]s alike (`TryInto<Cidr>`) use one
+/// error type: a `Cidr` never fails to become one.
+impl From<Infallible> for CidrError {
+    fn from(never: Infallible) -> Self {
+        match never {}
+    }
+}
 
 impl Cidr {
     /// The network of `addr` with `len` leading bits (clamped to the family's width).
@@ -132,6 +141,37 @@ impl FromStr for Cidr {
     }
 }
 
+impl TryFrom<&str> for Cidr {
+    type Error = CidrError;
+
+    fn try_from(s: &str) -> Result<Self, CidrError> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = CidrError;
+
+    fn try_from(s: String) -> Result<Self, CidrError> {
+        s.parse()
+    }
+}
+
+impl TryFrom<&String> for Cidr {
+    type Error = CidrError;
+
+    fn try_from(s: &String) -> Result<Self, CidrError> {
+        s.parse()
+    }
+}
+
+/// One address is a network of one (`/32` or `/128`).
+impl From<IpAddr> for Cidr {
+    fn from(ip: IpAddr) -> Self {
+        Cidr::new(ip, 128)
+    }
+}
+
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.len)
@@ -143,6 +183,15 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
+    }
+}
+
+/// Loopback, private (RFC 1918), link-local and unique-local addresses: where proxies
+/// live, and addresses a log may name without naming a member of the public.
+pub(crate) fn is_internal(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::headers::{HeaderPlan, HeaderStyle};
 use crate::interval_gate::IntervalGate;
 use crate::key::{Global, GlobalKey, KeyExtractor, RequestHead};
 use crate::render::{ProblemJson, Renderer};
-use crate::store::memory::MemoryStore;
+use crate::store::memory::{AtCapacity, MemoryStore};
 use crate::store::{Store, Tier, Tiers};
 
 impl RateLimitLayer<GlobalKey, MemoryStore<Global>> {
@@ -34,6 +34,7 @@ impl RateLimitLayer<GlobalKey, MemoryStore<Global>> {
 pub struct InMemory {
     tiers: Tiers,
     max_keys: Option<usize>,
+    at_capacity: AtCapacity,
 }
 
 impl InMemory {
@@ -41,6 +42,7 @@ impl InMemory {
         InMemory {
             tiers,
             max_keys: None,
+            at_capacity: AtCapacity::default(),
         }
     }
 }
@@ -255,18 +257,39 @@ impl<E: KeyExtractor> RateLimitLayerBuilder<E, ()> {
 }
 
 impl<E: KeyExtractor> RateLimitLayerBuilder<E, InMemory> {
-    /// Caps the keys the in-process store tracks per tier; at the cap a new key is
-    /// answered 503 until expired keys are swept (see
-    /// [`KeyedRateLimiter`](crate::KeyedRateLimiter)).
+    /// Caps the keys the in-process store tracks per tier. At the cap a new key gets the
+    /// [`at_capacity`](Self::at_capacity) policy: by default 503 with `Retry-After: 1`
+    /// until expired keys are swept (see [`KeyedRateLimiter`](crate::KeyedRateLimiter)).
+    /// Tracked keys are never evicted.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.src.max_keys = Some(max_keys);
+        self
+    }
+
+    /// What a new key gets once [`max_keys`](Self::max_keys) keys are tracked:
+    /// [`AtCapacity::Reject`] (503, the default) or [`AtCapacity::AdmitUntracked`]
+    /// (served, limited per request only until room frees).
+    ///
+    /// ```
+    /// use tower_ratelimit::{AtCapacity, Quota, RateLimitLayer, key::from_fn};
+    /// let layer = RateLimitLayer::builder(Quota::per_minute(60).unwrap())
+    ///     .key(from_fn(|h: &tower_ratelimit::key::RequestHead<'_>| {
+    ///         h.headers().get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    ///     }))
+    ///     .max_keys(1_000_000)
+    ///     .at_capacity(AtCapacity::AdmitUntracked)
+    ///     .build();
+    /// # let _ = layer;
+    /// ```
+    pub fn at_capacity(mut self, policy: AtCapacity) -> Self {
+        self.src.at_capacity = policy;
         self
     }
 
     /// Builds the layer and its in-process store.
     pub fn build(self) -> RateLimitLayer<E, MemoryStore<E::Key>> {
         let (src, rest) = self.split();
-        let mut store = MemoryStore::new(src.tiers);
+        let mut store = MemoryStore::new(src.tiers).with_at_capacity(src.at_capacity);
         if let Some(n) = src.max_keys {
             store = store.with_max_keys(n);
         }

@@ -2,14 +2,13 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::clock::{Clock, DefaultClock, capped_now_ns};
 use crate::decision::{Decision, Outcome};
 use crate::error::{CheckError, StoreError};
 use crate::quota::Quotas;
 use crate::state::{Cell, Cell64, Cell128, Raw};
-use crate::store::table::CellTable;
+use crate::store::table::{Admit, CellTable};
 use crate::store::{Check, Store, Tier, Tiers};
 
 /// The clock reading in the set's unit, capped far from overflow.
@@ -115,17 +114,39 @@ enum Table {
     Many(CellTable<Cell128>),
 }
 
+/// What a keyed limiter does with a **new** key once it tracks its maximum number of
+/// keys ([`KeyedRateLimiter::with_max_keys`]). Keys already tracked are never affected:
+/// a live key is never evicted to make room, since that would hand an over-limit client
+/// a fresh budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AtCapacity {
+    /// Refuse to decide: the check returns [`CheckError::TooManyKeys`], which the
+    /// middleware answers with 503 Service Unavailable and `Retry-After: 1`. The default:
+    /// a flood of new keys cannot get past the limiter, at the price of turning new
+    /// clients away until room frees.
+    #[default]
+    Reject,
+    /// Admit the new key as if it had never been seen (a full burst), without tracking
+    /// it: its next request is decided afresh again, so until room frees, each new client
+    /// is limited only per request (`cost <= burst`), not over time. Service for new
+    /// clients goes on during a flood; the limit on them is suspended for that time.
+    AdmitUntracked,
+}
+
 /// One state per client key (IP, API key, any `Hash` key, unsized ones like `str`
 /// included) over a lock-free table that stores a 64-bit keyed fingerprint of each key
 /// inline beside its state (see the note on collisions below).
 ///
-/// Memory stays bounded without a cleanup thread: a key whose state has become
-/// equivalent to "never seen" (every quota fully restored) is reclaimed by sweeps that
-/// run as part of inserting new keys, amortised to O(1) per insert. An optional cap
-/// ([`KeyedRateLimiter::with_max_keys`]) bounds the number of tracked keys under a flood
-/// of distinct keys: at the cap, expired keys are swept (at most once per sweep
-/// interval), and if none can be freed the new key gets [`CheckError::TooManyKeys`]
-/// rather than evicting a live key, which would reset that client's limit.
+/// Memory stays bounded without a cleanup thread, and no check pays for the whole table:
+/// each insert of a new key does one bounded step of upkeep (reaping a few dozen slots
+/// whose state has become equivalent to "never seen", or moving a few hundred slots of a
+/// resize in progress). The table grows as keys arrive and shrinks again when a sweep
+/// finds most of it dead. An optional cap ([`KeyedRateLimiter::with_max_keys`]) bounds
+/// the number of tracked keys under a flood of distinct keys; at the cap, new keys get
+/// the [`AtCapacity`] policy (by default [`CheckError::TooManyKeys`]) while the sweep,
+/// driven by those same attempts, frees the room of expired keys. A live key is never
+/// evicted, which would reset that client's limit.
 ///
 /// Keys are not stored: a slot holds a SipHash-1-3 fingerprint (random keys per limiter)
 /// and the state, 16 bytes (32 for a multi-quota set), one cache miss per lookup. Two
@@ -146,10 +167,7 @@ pub struct KeyedRateLimiter<K: ?Sized, C = DefaultClock> {
     key: std::marker::PhantomData<fn(&K)>,
     clock: C,
     max_keys: Option<usize>,
-    inserts_since_sweep: AtomicUsize,
-    sweeping: AtomicBool,
-    last_sweep_ns: AtomicU64,
-    sweep_interval_ns: u64,
+    at_capacity: AtCapacity,
 }
 
 impl<K: ?Sized, C> fmt::Debug for KeyedRateLimiter<K, C> {
@@ -157,12 +175,10 @@ impl<K: ?Sized, C> fmt::Debug for KeyedRateLimiter<K, C> {
         f.debug_struct("KeyedRateLimiter")
             .field("quotas", &self.quotas)
             .field("max_keys", &self.max_keys)
+            .field("at_capacity", &self.at_capacity)
             .finish_non_exhaustive()
     }
 }
-
-/// Sweeps triggered by growth wait for at least this many inserts.
-const MIN_SWEEP_INSERTS: usize = 4096;
 
 impl<K> KeyedRateLimiter<K, DefaultClock>
 where
@@ -187,29 +203,39 @@ where
         } else {
             Table::Many(CellTable::new())
         };
-        // A key inserted now is usually reclaimable one emission interval later; at the
-        // cap, sweeping more often than that frees nothing and costs O(keys).
-        let longest_t = quotas
-            .iter()
-            .map(|q| q.t_ns())
-            .max()
-            .unwrap_or(1_000_000_000);
         KeyedRateLimiter {
             quotas,
             table,
             key: std::marker::PhantomData,
             clock,
             max_keys: None,
-            inserts_since_sweep: AtomicUsize::new(0),
-            sweeping: AtomicBool::new(false),
-            last_sweep_ns: AtomicU64::new(0),
-            sweep_interval_ns: longest_t.clamp(1_000_000, 1_000_000_000),
+            at_capacity: AtCapacity::default(),
         }
     }
 
-    /// Caps the number of tracked keys (see the type's docs for what happens at the cap).
+    /// Caps the number of tracked keys; new keys beyond it get the [`AtCapacity`] policy
+    /// ([`with_at_capacity`](Self::with_at_capacity), [`AtCapacity::Reject`] by default).
+    /// Under concurrent inserts the cap may be overshot by about one key per thread.
+    ///
+    /// ```
+    /// use tower_ratelimit::{AtCapacity, CheckError, KeyedRateLimiter, Quota};
+    /// let limiter = KeyedRateLimiter::<u32>::new(Quota::per_hour(10).unwrap()).with_max_keys(2);
+    /// assert!(limiter.check_key(&1).unwrap().is_allowed());
+    /// assert!(limiter.check_key(&2).unwrap().is_allowed());
+    /// assert_eq!(limiter.check_key(&3).unwrap_err(), CheckError::TooManyKeys { max_keys: 2 });
+    ///
+    /// let limiter = limiter.with_at_capacity(AtCapacity::AdmitUntracked);
+    /// assert!(limiter.check_key(&3).unwrap().is_allowed(), "admitted, not tracked");
+    /// assert_eq!(limiter.len(), 2);
+    /// ```
     pub fn with_max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = Some(max_keys);
+        self
+    }
+
+    /// What new keys get at the cap (see [`AtCapacity`]; no effect without a cap).
+    pub fn with_at_capacity(mut self, policy: AtCapacity) -> Self {
+        self.at_capacity = policy;
         self
     }
 
@@ -223,11 +249,10 @@ where
     #[inline]
     pub fn check_key_n(&self, key: &K, cost: u32) -> Result<Decision<'_>, CheckError> {
         self.quotas.check_cost(cost)?;
-        let now_ns = capped_now_ns(&self.clock);
-        let now = now_ns >> self.quotas.shift;
+        let now = capped_now_ns(&self.clock) >> self.quotas.shift;
         let raw = match &self.table {
-            Table::One(map) => self.check_in(map, key, now_ns, now, cost)?,
-            Table::Many(map) => self.check_in(map, key, now_ns, now, cost)?,
+            Table::One(map) => self.check_in(map, key, now, cost)?,
+            Table::Many(map) => self.check_in(map, key, now, cost)?,
         };
         Ok(decision(&self.quotas, now, raw, cost))
     }
@@ -237,62 +262,45 @@ where
         &self,
         table: &CellTable<V>,
         key: &K,
-        now_ns: u64,
         now: u64,
         cost: u32,
     ) -> Result<Raw, CheckError> {
         table.with_cell(
             key,
-            |live| self.make_room(table, live, now_ns, now),
+            |cell| cell.try_reap(&self.quotas, now),
+            |live| self.admit_new(live),
             |cell| cell.check(&self.quotas, now, u64::from(cost)),
         )
     }
 
-    /// Runs before a new key is inserted: keeps the table bounded.
-    fn make_room<V: Cell>(
-        &self,
-        table: &CellTable<V>,
-        live: usize,
-        now_ns: u64,
-        now: u64,
-    ) -> Result<(), CheckError> {
-        let inserts = self.inserts_since_sweep.fetch_add(1, Relaxed) + 1;
-        if inserts >= (live / 2).max(MIN_SWEEP_INSERTS) {
-            self.sweep(table, now_ns, now);
+    /// Runs before a new key is inserted (after its bounded upkeep step).
+    fn admit_new(&self, live: usize) -> Result<Admit, CheckError> {
+        match self.max_keys {
+            Some(max_keys) if live >= max_keys => match self.at_capacity {
+                AtCapacity::Reject => Err(CheckError::TooManyKeys { max_keys }),
+                AtCapacity::AdmitUntracked => Ok(Admit::Untracked),
+            },
+            _ => Ok(Admit::Track),
         }
-        if let Some(max_keys) = self.max_keys
-            && live >= max_keys
-        {
-            let last = self.last_sweep_ns.load(Relaxed);
-            if now_ns >= last.saturating_add(self.sweep_interval_ns) {
-                self.sweep(table, now_ns, now);
-            }
-            if table.len() >= max_keys {
-                return Err(CheckError::TooManyKeys { max_keys });
-            }
-        }
-        Ok(())
     }
 
-    /// Tombstones every key whose state equals "never seen". One sweeper at a time;
-    /// others skip rather than wait.
-    fn sweep<V: Cell>(&self, table: &CellTable<V>, now_ns: u64, now: u64) {
-        if self.sweeping.swap(true, Relaxed) {
-            return;
-        }
-        self.inserts_since_sweep.store(0, Relaxed);
-        self.last_sweep_ns.store(now_ns, Relaxed);
-        table.sweep(|cell| cell.try_reap(&self.quotas, now));
-        self.sweeping.store(false, Relaxed);
-    }
-
-    /// Reclaims every expired key now (normally not needed: inserts do it as they go).
+    /// Reclaims every expired key now, in one pass over the table (O(keys); not needed
+    /// in normal use, since inserts reclaim as they go, a bounded step at a time).
     pub fn reclaim(&self) {
-        let now_ns = capped_now_ns(&self.clock);
-        let now = now_ns >> self.quotas.shift;
+        let now = capped_now_ns(&self.clock) >> self.quotas.shift;
         match &self.table {
-            Table::One(map) => self.sweep(map, now_ns, now),
-            Table::Many(map) => self.sweep(map, now_ns, now),
+            Table::One(map) => map.reclaim_all(|cell| cell.try_reap(&self.quotas, now)),
+            Table::Many(map) => map.reclaim_all(|cell| cell.try_reap(&self.quotas, now)),
+        }
+    }
+
+    /// Slots allocated by the table (tables, during a resize), each 16 bytes (32 for a
+    /// multi-quota set): for memory figures.
+    #[doc(hidden)]
+    pub fn table_bytes(&self) -> usize {
+        match &self.table {
+            Table::One(map) => map.slots() * size_of::<(u64, Cell64)>(),
+            Table::Many(map) => map.slots() * size_of::<(u64, Cell128)>(),
         }
     }
 
@@ -390,6 +398,16 @@ where
             .limiters
             .into_iter()
             .map(|l| l.with_max_keys(max_keys))
+            .collect();
+        self
+    }
+
+    /// What new keys get at the cap, in every tier (see [`AtCapacity`]).
+    pub fn with_at_capacity(mut self, policy: AtCapacity) -> Self {
+        self.limiters = self
+            .limiters
+            .into_iter()
+            .map(|l| l.with_at_capacity(policy))
             .collect();
         self
     }

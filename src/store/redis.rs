@@ -29,10 +29,15 @@
 //!
 //! # Keys
 //!
-//! Quota `i` of `key` in tier `t` lives at `{prefix}{t:key}:i` (see
-//! [`RedisStore::redis_key`]): the braces are a Redis Cluster hash tag, so all keys of
-//! one decision are in one slot and the store works on a cluster
-//! ([`RedisStoreBuilder::connect_cluster`]). Each key holds a TAT in microseconds.
+//! Quota `i` of `key` in tier `t` lives at `{prefix}{t:H}:i` (see
+//! [`RedisStore::redis_key`]), where `H` is a keyed hash of the key (32 hex digits), never
+//! the key itself: client keys are often credentials, and key names are visible to
+//! `SCAN`, `MONITOR`, `SLOWLOG`, persistence files and replicas. Replicas that share a
+//! limit must share the hash's secret ([`RedisStoreBuilder::key_secret`], which also says
+//! what the default without a secret protects and what it does not). The braces are a
+//! Redis Cluster hash tag, so all keys of one decision are in one slot and the store works
+//! on a cluster ([`RedisStoreBuilder::connect_cluster`]). Each key holds a TAT in
+//! microseconds. The script's arguments carry only these names, never the client key.
 //!
 //! # Resolution
 //!
@@ -81,6 +86,7 @@ mod breaker;
 mod config;
 mod conn;
 mod deny_cache;
+mod key_name;
 mod reply;
 
 use breaker::Breaker;
@@ -90,6 +96,7 @@ pub use config::{
 };
 use conn::{Call, Connection};
 use deny_cache::{Denial, DenyCache};
+use key_name::KeyNames;
 use reply::{Reply, outcome_from_us, parse_reply};
 
 /// The Lua script behind every check. Its header documents the keys, the arguments
@@ -113,6 +120,7 @@ struct Inner {
     scripts: Vec<TierScript>,
     conn: Connection,
     prefix: String,
+    key_names: KeyNames,
     timeout: std::time::Duration,
     policy: FailurePolicy,
     local: Option<MemoryStore<String>>,
@@ -216,12 +224,14 @@ impl RedisStore {
         let local =
             (b.policy == FailurePolicy::FallbackLocal).then(|| MemoryStore::new(b.tiers.clone()));
         let cache = (b.deny_cache > 0).then(|| DenyCache::new(b.deny_cache));
+        let key_names = b.names();
         RedisStore {
             inner: Arc::new(Inner {
                 tiers: b.tiers,
                 scripts,
                 conn,
                 prefix: b.prefix,
+                key_names,
                 timeout: b.timeout,
                 policy: b.policy,
                 local,
@@ -238,7 +248,9 @@ impl RedisStore {
     }
 
     /// The Redis key holding quota `quota` of `key` in `tier`:
-    /// `{prefix}{tier:key}:quota`. For inspection and tests; the store builds it itself.
+    /// `{prefix}{tier:H}:quota`, `H` being the keyed hash of `key` (or `key` itself with
+    /// [`raw_key_names`](RedisStoreBuilder::raw_key_names)). For inspection and tests;
+    /// the store builds it itself.
     pub fn redis_key(&self, key: &impl fmt::Display, tier: Tier, quota: usize) -> String {
         let mut s = self.inner.stem(key, self.inner.tier_index(tier));
         let _ = write!(s, ":{quota}");
@@ -298,9 +310,11 @@ impl Inner {
     }
 
     fn stem(&self, key: &(impl fmt::Display + ?Sized), t: usize) -> String {
-        let mut s = String::with_capacity(self.prefix.len() + 24);
+        let mut s = String::with_capacity(self.prefix.len() + 40);
         s.push_str(&self.prefix);
-        let _ = write!(s, "{{{t}:{key}}}");
+        let _ = write!(s, "{{{t}:");
+        self.key_names.write(&mut s, key);
+        s.push('}');
         s
     }
 

@@ -1,4 +1,5 @@
-//! A lock-free hash table of limiter cells, keyed by 64-bit keyed-hash fingerprints.
+//! A lock-free hash table of limiter cells, keyed by 64-bit keyed-hash fingerprints,
+//! that grows, shrinks and sweeps incrementally.
 //!
 //! # Why fingerprints
 //!
@@ -15,27 +16,63 @@
 //!
 //! Slots are claimed by CAS on the fingerprint (0 = free) and never released; the cell is
 //! updated by the state module's single-word CAS. Expired cells become tombstones
-//! (`DEAD`) that the same key revives, and that the next resize drops. Growing copies the
-//! table: the resizer freezes every slot of the old table (a free slot gets the `FROZEN_FP`
-//! fingerprint, a used one the cell's frozen bit) and copies its state into the new one;
-//! any thread that meets a frozen slot helps copy it and moves on to the new table, so no
-//! update is lost and nobody waits for the resizer.
+//! (`DEAD`) that the same key revives, and that the next resize drops.
+//!
+//! # Incremental resizing
+//!
+//! A resize (to grow, or to shrink a table that is mostly dead) links a new table behind
+//! the current one; the old one is then moved over a chunk at a time, each chunk by
+//! whichever insert of a new key comes next, so no request pays for more than
+//! [`MIGRATE_CHUNK`] slots. Moving a slot freezes it: a free slot gets the `FROZEN_FP`
+//! fingerprint, a used one the cell's frozen bit, and its state is carried into the new
+//! table. While the old table is being moved, a lookup still starts there:
+//!
+//! * a key whose slot is not frozen yet is used in place (its later move carries it);
+//! * a key whose slot is frozen is carried by the thread that meets it (copies are
+//!   idempotent), which then follows it to the new table;
+//! * a key absent from the old table is *closed off* there first: the free slot that ends
+//!   its probe is frozen (`FREE -> FROZEN_FP`), then the key goes to the new table. A
+//!   racing insert of the same key into that slot either wins the CAS (and the other
+//!   thread finds it) or sees the frozen slot and follows, so a key never gets two cells.
+//!
+//! Claimed slots are never freed, so a key's probe path in a table never crosses a free
+//! (or frozen-free) slot: a lookup that reaches one knows the key is not in that table.
+//! When every chunk is moved, the new table becomes current and the old one is dropped
+//! once its last reader lets go (a large one on a short-lived thread, so no request pays
+//! for unmapping it).
+//!
+//! # Incremental sweeping
+//!
+//! When no resize is running, each insert of a new key reaps one [`SWEEP_CHUNK`] of slots
+//! (expired cells become tombstones). Each sweep window (a sixteenth of the table) yields
+//! an estimate of the live keys (fingerprints are uniform, so the window is a fair
+//! sample); when it says the table is mostly dead, a shrink starts, and the moves reap
+//! expired cells as they go instead of carrying them.
 
 use std::hash::{BuildHasher, Hash, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
 use crate::state::Cell;
+use crate::state::atomics::AtomicU64;
 
 /// Fingerprint of a slot that was free when its table was frozen.
 const FROZEN_FP: u64 = u64::MAX;
 const FREE: u64 = 0;
-const MIN_CAPACITY: usize = 64;
+/// Smallest table; tiny under loom so that models stay small.
+const MIN_CAPACITY: usize = if cfg!(tower_ratelimit_loom) { 4 } else { 64 };
+/// Slots moved to the new table per insert during a resize.
+pub(crate) const MIGRATE_CHUNK: usize = 512;
+/// Slots swept per insert when no resize runs.
+pub(crate) const SWEEP_CHUNK: usize = 64;
+/// Tables at least this large (in slots) are freed off the request path.
+#[cfg(not(tower_ratelimit_loom))]
+const BACKGROUND_FREE_SLOTS: usize = 1 << 16;
 
 #[derive(Default)]
-struct Slot<C> {
+pub(crate) struct Slot<C> {
     fp: AtomicU64,
     cell: C,
 }
@@ -46,36 +83,52 @@ enum Probe<'a, C> {
     Frozen,
 }
 
-struct Table<C> {
+pub(crate) struct Table<C: Cell> {
     slots: Box<[Slot<C>]>,
     mask: usize,
     /// Slots whose fingerprint is claimed (live or tombstone).
     used: AtomicUsize,
     next: OnceLock<Arc<Table<C>>>,
+    /// Next migration chunk to hand out, and chunks whose move has finished.
+    migrate_cursor: AtomicUsize,
+    migrated_chunks: AtomicUsize,
     migrated: AtomicBool,
-    /// Live keys of the whole table chain (shared), to size the next table by.
+    /// Next sweep chunk (wraps around), and the current window's slots and live cells.
+    sweep_cursor: AtomicUsize,
+    window_slots: AtomicUsize,
+    window_live: AtomicUsize,
+    /// Live keys of the whole table chain (shared).
     live: Arc<AtomicUsize>,
 }
 
 impl<C: Cell> Table<C> {
-    fn new(capacity: usize, live: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(capacity: usize, live: Arc<AtomicUsize>) -> Self {
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
         Table {
-            slots: (0..capacity).map(|_| Slot::default()).collect(),
+            slots: alloc::slots(capacity),
             mask: capacity - 1,
             used: AtomicUsize::new(0),
             next: OnceLock::new(),
+            migrate_cursor: AtomicUsize::new(0),
+            migrated_chunks: AtomicUsize::new(0),
             migrated: AtomicBool::new(false),
+            sweep_cursor: AtomicUsize::new(0),
+            window_slots: AtomicUsize::new(0),
+            window_live: AtomicUsize::new(0),
             live,
         }
+    }
+
+    fn capacity(&self) -> usize {
+        self.slots.len()
     }
 
     /// Finds the slot of `fp`, or the free slot where it would go.
     #[inline]
     fn probe(&self, fp: u64) -> Probe<'_, C> {
         let mut i = fp as usize & self.mask;
-        // The load factor stays below 3/4, so a free slot is always within reach; the
-        // bound only guards against a table filled by racing claims.
+        // Claims stop at a load factor of 3/4 (later keys are closed off and go to the
+        // next table), so a free slot is always within reach; the bound is a backstop.
         for _ in 0..=self.mask {
             let slot = &self.slots[i];
             match slot.fp.load(Relaxed) {
@@ -101,46 +154,133 @@ impl<C: Cell> Table<C> {
         }
     }
 
-    /// Finds the slot of `fp`, claiming a free one if absent. `Err(())` when the probe met
-    /// a frozen table: the caller moves to `next`.
-    fn find_or_claim(&self, fp: u64) -> Result<&Slot<C>, ()> {
-        loop {
-            match self.probe(fp) {
-                Probe::Found(slot) => return Ok(slot),
-                Probe::Frozen => return Err(()),
-                Probe::Free(slot) => {
-                    if self.claim(slot, fp).is_ok() {
-                        return Ok(slot);
-                    }
-                }
-            }
-        }
+    fn is_crowded(&self) -> bool {
+        self.used.load(Relaxed) * 4 >= self.capacity() * 3
     }
 
-    fn is_crowded(&self) -> bool {
-        self.used.load(Relaxed) * 4 >= self.slots.len() * 3
+    /// The table after this one, linking a new one if there is none yet. Only links: the
+    /// move is done chunk by chunk.
+    fn next_or_link(&self) -> &Table<C> {
+        self.next.get_or_init(|| {
+            // The keys it will hold: this table's (the global count may still include
+            // keys that have expired but are not reaped yet, and a young table behind an
+            // old one holds only part of them), and the new keys that arrive while this
+            // table is moved, one chunk per insert. Half load, as after any resize.
+            let keys = self.live.load(Relaxed).min(self.used.load(Relaxed));
+            self.link_sized(keys)
+        })
+    }
+
+    /// A next table for `keys` keys plus the inserts that arrive during the move.
+    fn link_sized(&self, keys: usize) -> Arc<Table<C>> {
+        let arriving = self.capacity() / self.migrate_chunk_len();
+        Arc::new(Table::new(
+            keys.saturating_add(arriving).saturating_mul(2),
+            self.live.clone(),
+        ))
+    }
+
+    /// Where a key absent from this table goes: `None` if it may be claimed here; else
+    /// the table it must go to, after closing its probe path here at `slot`.
+    fn close_off(&self, slot: &Slot<C>) -> Option<&Table<C>> {
+        let next = if let Some(next) = self.next.get() {
+            next
+        } else if self.is_crowded() {
+            self.next_or_link()
+        } else {
+            return None;
+        };
+        // Whether or not this CAS wins, the caller probes again: the slot is now either
+        // frozen (and the probe goes on to `next`) or claimed.
+        let _ = slot.fp.compare_exchange(FREE, FROZEN_FP, Relaxed, Relaxed);
+        Some(next)
+    }
+
+    fn migrate_chunk_len(&self) -> usize {
+        MIGRATE_CHUNK.min(self.capacity())
+    }
+
+    /// Moves one chunk of this table into its next table, reaping expired cells instead
+    /// of carrying them. `false` if there was no chunk left to hand out.
+    fn migrate_chunk(&self, reap: &impl Fn(&C) -> bool) -> bool {
+        let Some(next) = self.next.get() else {
+            return false;
+        };
+        let len = self.migrate_chunk_len();
+        let chunks = self.capacity() / len;
+        let c = self.migrate_cursor.fetch_add(1, Relaxed);
+        if c >= chunks {
+            return false;
+        }
+        for slot in &self.slots[c * len..(c + 1) * len] {
+            migrate_slot(slot, next, Some(reap));
+        }
+        if self.migrated_chunks.fetch_add(1, Relaxed) + 1 == chunks {
+            self.migrated.store(true, Relaxed);
+        }
+        true
+    }
+
+    /// Reaps one chunk of slots and, at the end of a window, starts a shrink if the
+    /// window says most of the table is dead.
+    fn sweep_chunk(&self, reap: &impl Fn(&C) -> bool) {
+        let len = SWEEP_CHUNK.min(self.capacity());
+        let chunks = self.capacity() / len;
+        let c = self.sweep_cursor.fetch_add(1, Relaxed) % chunks;
+        let mut live = 0;
+        for slot in &self.slots[c * len..(c + 1) * len] {
+            let fp = slot.fp.load(Relaxed);
+            if fp == FREE || fp == FROZEN_FP {
+                continue;
+            }
+            if reap(&slot.cell) {
+                self.live.fetch_sub(1, Relaxed);
+            } else if !slot.cell.is_dead() {
+                live += 1;
+            }
+        }
+        let window = (self.capacity() / 16).max(len * 16).min(self.capacity());
+        let slots = self.window_slots.fetch_add(len, Relaxed) + len;
+        let seen_live = self.window_live.fetch_add(live, Relaxed) + live;
+        if slots >= window {
+            self.window_slots.store(0, Relaxed);
+            self.window_live.store(0, Relaxed);
+            let estimate = seen_live.saturating_mul(self.capacity()) / slots;
+            if self.capacity() > MIN_CAPACITY && estimate.saturating_mul(8) < self.capacity() {
+                let _ = self.next.get_or_init(|| self.link_sized(estimate));
+            }
+        }
     }
 }
 
 /// Copies a frozen slot's state into the table chain starting at `to`.
 fn carry<C: Cell>(mut to: &Table<C>, fp: u64, word: C::Word) {
     loop {
-        if let Ok(slot) = to.find_or_claim(fp)
-            && slot.cell.adopt(word)
-        {
-            return;
+        match to.probe(fp) {
+            Probe::Found(slot) => {
+                if slot.cell.adopt(word) {
+                    return;
+                }
+                // Frozen while still empty: the state must go further on.
+                to = to.next_or_link();
+            }
+            Probe::Frozen => to = to.next_or_link(),
+            Probe::Free(slot) => {
+                if to.close_off(slot).is_some() {
+                    continue;
+                }
+                // A lost claim race is resolved by probing again.
+                if to.claim(slot, fp).is_ok() && slot.cell.adopt(word) {
+                    return;
+                }
+            }
         }
-        // `to` is itself being migrated (its slot or table froze before the state could
-        // land): the copy must go further on.
-        to = match to.next.get() {
-            Some(next) => next,
-            None => grow(to),
-        };
     }
 }
 
-/// Freezes one slot and carries its state to `next`.
-fn migrate_slot<C: Cell>(slot: &Slot<C>, next: &Table<C>) {
+/// Freezes one slot and carries its state to `next`; with `reap`, an expired cell is
+/// reaped first and so left behind.
+fn migrate_slot<C: Cell>(slot: &Slot<C>, next: &Table<C>, reap: Option<&dyn Fn(&C) -> bool>) {
     let mut fp = slot.fp.load(Relaxed);
     if fp == FREE {
         match slot.fp.compare_exchange(FREE, FROZEN_FP, Relaxed, Relaxed) {
@@ -151,35 +291,27 @@ fn migrate_slot<C: Cell>(slot: &Slot<C>, next: &Table<C>) {
     if fp == FROZEN_FP {
         return;
     }
+    if let Some(reap) = reap
+        && reap(&slot.cell)
+    {
+        next.live.fetch_sub(1, Relaxed);
+    }
     if let Some(word) = slot.cell.freeze() {
         carry(next, fp, word);
     }
 }
 
-/// Starts (or joins) the migration of `t` into a larger table; returns the new table.
-fn grow<C: Cell>(t: &Table<C>) -> &Table<C> {
-    if let Some(next) = t.next.get() {
-        return next;
-    }
-    // Sized by live keys, not claimed slots: tombstones are dropped by the copy, so
-    // churn through many short-lived keys cannot grow the table without bound.
-    let live = t.live.load(Relaxed);
-    let mut created = false;
-    let next = t.next.get_or_init(|| {
-        created = true;
-        Arc::new(Table::new(live.saturating_mul(2), t.live.clone()))
-    });
-    if created {
-        for slot in t.slots.iter() {
-            migrate_slot(slot, next);
-        }
-        t.migrated.store(true, Relaxed);
-    }
-    next
+/// What a new key may do (decided by the caller's `admit_new`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Insert it.
+    Track,
+    /// Decide on a fresh state without storing it.
+    Untracked,
 }
 
 /// The table of cells, with its hasher and live-key count.
-pub(crate) struct CellTable<C> {
+pub(crate) struct CellTable<C: Cell> {
     current: ArcSwap<Table<C>>,
     hasher: RandomState,
     live: Arc<AtomicUsize>,
@@ -202,12 +334,15 @@ impl<C: Cell> CellTable<C> {
     }
 
     /// Runs `f` on the cell of `key` until it gives a result, creating the cell if the
-    /// key is new (after `admit_new` allows it) and reviving it if it was reclaimed.
+    /// key is new (as `admit_new` decides, given the live count) and reviving it if it was
+    /// reclaimed. A new key first does one bounded step of upkeep (a migration or a sweep
+    /// chunk, reaping with `reap`).
     #[inline]
     pub(crate) fn with_cell<K, R, E>(
         &self,
         key: &K,
-        mut admit_new: impl FnMut(usize) -> Result<(), E>,
+        reap: impl Fn(&C) -> bool,
+        mut admit_new: impl FnMut(usize) -> Result<Admit, E>,
         mut f: impl FnMut(&C) -> Option<R>,
     ) -> Result<R, E>
     where
@@ -218,25 +353,33 @@ impl<C: Cell> CellTable<C> {
         let mut table: &Table<C> = &guard;
         let mut room_checked = false;
         loop {
-            if table.is_crowded() && table.next.get().is_none() {
-                // Start (or join) the resize but stay on this table: this key's state
-                // may still live here, and only its own frozen slot may send it on.
-                grow(table);
-                self.publish(&guard);
-            }
             let slot = match table.probe(fp) {
                 Probe::Found(slot) => slot,
                 Probe::Frozen => {
-                    table = grow(table);
-                    self.publish(&guard);
+                    table = table.next_or_link();
                     continue;
                 }
                 Probe::Free(slot) => {
-                    // Only a key that is not present anywhere may be refused for room.
-                    if !room_checked && !self.contains_fp(table, fp) {
-                        admit_new(self.live.load(Relaxed))?;
+                    if let Some(next) = table.close_off(slot) {
+                        // Probe again: the slot is frozen now, or the key claimed it.
+                        let _ = next;
+                        continue;
                     }
-                    room_checked = true;
+                    // Only a key that is not present anywhere may be refused for room.
+                    if !room_checked {
+                        room_checked = true;
+                        if !self.contains_fp(table, fp) {
+                            self.upkeep(&guard, &reap);
+                            if admit_new(self.live.load(Relaxed))? == Admit::Untracked {
+                                let fresh = C::default();
+                                loop {
+                                    if let Some(r) = f(&fresh) {
+                                        return Ok(r);
+                                    }
+                                }
+                            }
+                        }
+                    }
                     match table.claim(slot, fp) {
                         Ok(true) => {
                             self.live.fetch_add(1, Relaxed);
@@ -251,13 +394,24 @@ impl<C: Cell> CellTable<C> {
                 return Ok(r);
             }
             if slot.cell.is_frozen() {
-                // Help the migration along for this slot, then follow it.
-                let next = grow(table);
-                migrate_slot(slot, next);
+                // Carry this slot (idempotent), then follow it.
+                let next = table.next_or_link();
+                migrate_slot(slot, next, None);
                 table = next;
             } else if slot.cell.revive() {
                 self.live.fetch_add(1, Relaxed);
             }
+        }
+    }
+
+    /// One bounded step of upkeep on the current table: move a chunk if it is being
+    /// resized (making the next table current once all are moved), else sweep a chunk.
+    fn upkeep(&self, current: &Arc<Table<C>>, reap: &impl Fn(&C) -> bool) {
+        if current.next.get().is_some() {
+            current.migrate_chunk(reap);
+            self.publish(current);
+        } else {
+            current.sweep_chunk(reap);
         }
     }
 
@@ -294,51 +448,150 @@ impl<C: Cell> CellTable<C> {
         }
     }
 
-    /// Turns every expired cell of the current table into a tombstone.
-    pub(crate) fn sweep(&self, mut reap: impl FnMut(&C) -> bool) {
-        let table = self.current.load();
-        for slot in table.slots.iter() {
-            let fp = slot.fp.load(Relaxed);
-            if fp != FREE && fp != FROZEN_FP && reap(&slot.cell) {
-                self.live.fetch_sub(1, Relaxed);
+    /// Finishes any resize this thread can, then reaps every expired cell of the table
+    /// chain. O(table): for explicit calls, never run by checks.
+    pub(crate) fn reclaim_all(&self, reap: impl Fn(&C) -> bool) {
+        loop {
+            let current = self.current.load_full();
+            if current.next.get().is_none() {
+                break;
+            }
+            while current.migrate_chunk(&reap) {}
+            self.publish(&current);
+            if Arc::ptr_eq(&self.current.load_full(), &current) {
+                // Another thread still moves a chunk; sweep the chain as it is.
+                break;
             }
         }
-        // A resize that finished since is made current here too.
-        self.publish(&table);
+        let current = self.current.load_full();
+        let mut table: &Table<C> = &current;
+        loop {
+            for slot in table.slots.iter() {
+                let fp = slot.fp.load(Relaxed);
+                if fp != FREE && fp != FROZEN_FP && reap(&slot.cell) {
+                    self.live.fetch_sub(1, Relaxed);
+                }
+            }
+            match table.next.get() {
+                Some(next) => table = next,
+                None => break,
+            }
+        }
     }
 
     /// Keys with a live (non-tombstone) cell, approximately under concurrency.
     pub(crate) fn len(&self) -> usize {
         self.live.load(Relaxed)
     }
+
+    /// Slots allocated by the current table chain (for memory figures).
+    pub(crate) fn slots(&self) -> usize {
+        let current = self.current.load();
+        let mut table: &Table<C> = &current;
+        let mut n = table.capacity();
+        while let Some(next) = table.next.get() {
+            n += next.capacity();
+            table = next;
+        }
+        n
+    }
 }
 
-#[cfg(test)]
+impl<C: Cell> Drop for Table<C> {
+    fn drop(&mut self) {
+        #[cfg(not(tower_ratelimit_loom))]
+        if self.slots.len() >= BACKGROUND_FREE_SLOTS {
+            // Unmapping hundreds of megabytes takes milliseconds: not on a request.
+            let slots = std::mem::take(&mut self.slots);
+            let _ = std::thread::Builder::new()
+                .name("tower-ratelimit-free".into())
+                .spawn(move || drop(slots));
+        }
+    }
+}
+
+/// Table allocation.
+///
+/// Zeroed memory from the allocator is mapped lazily by the OS, so even a table of
+/// millions of slots is allocated in O(1) and its pages are touched only as keys land
+/// in them; initialising the slots one by one would stall the insert that links the
+/// table for as long as it takes to write them all (hundreds of milliseconds at 10 M
+/// keys). This is the crate's only `unsafe`.
+#[cfg(not(tower_ratelimit_loom))]
+#[allow(unsafe_code)]
+mod alloc {
+    use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
+
+    use super::Slot;
+    use crate::state::Cell;
+
+    pub(super) fn slots<C: Cell>(n: usize) -> Box<[Slot<C>]> {
+        assert!(n > 0, "tables have at least one slot");
+        let layout = Layout::array::<Slot<C>>(n).unwrap_or_else(|_| {
+            handle_alloc_error(Layout::new::<Slot<C>>());
+        });
+        // SAFETY: `layout` has a non-zero size (n > 0 and slots are not zero-sized). The
+        // memory is zeroed, and a `Slot<C>` (an `AtomicU64` and a `C: Cell`, whose
+        // supertrait `ZeroIsEmpty` promises it) is valid when zeroed. The pointer comes from the global
+        // allocator with the layout of `[Slot<C>; n]`, which is what `Box<[Slot<C>]>`
+        // frees it with.
+        unsafe {
+            let p = alloc_zeroed(layout).cast::<Slot<C>>();
+            if p.is_null() {
+                handle_alloc_error(layout);
+            }
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))
+        }
+    }
+}
+
+/// Under loom, atomics carry model state and must be built one by one.
+#[cfg(tower_ratelimit_loom)]
+mod alloc {
+    use super::Slot;
+    use crate::state::Cell;
+
+    pub(super) fn slots<C: Cell>(n: usize) -> Box<[Slot<C>]> {
+        (0..n).map(|_| Slot::default()).collect()
+    }
+}
+
+#[cfg(all(test, not(tower_ratelimit_loom)))]
 mod tests {
     use super::*;
     use crate::Quota;
     use crate::quota::Quotas;
     use crate::state::Cell64;
 
-    /// Live cells and distinct fingerprints actually in the current table.
+    /// Live cells and distinct fingerprints actually in the current table chain.
     fn census(t: &CellTable<Cell64>) -> (usize, usize, usize) {
-        let table = t.current.load();
-        assert!(table.next.get().is_none(), "no resize in progress");
+        let current = t.current.load_full();
+        let mut table: &Table<Cell64> = &current;
         let mut live = 0;
         let mut fps = std::collections::HashSet::new();
         let mut dups = 0;
-        for slot in table.slots.iter() {
-            let fp = slot.fp.load(Relaxed);
-            if fp != FREE && fp != FROZEN_FP {
-                if !fps.insert(fp) {
-                    dups += 1;
+        loop {
+            for slot in table.slots.iter() {
+                let fp = slot.fp.load(Relaxed);
+                if fp != FREE && fp != FROZEN_FP && !slot.cell.is_frozen() {
+                    if !fps.insert(fp) {
+                        dups += 1;
+                    }
+                    if !slot.cell.is_dead() {
+                        live += 1;
+                    }
                 }
-                if !slot.cell.is_dead() {
-                    live += 1;
-                }
+            }
+            match table.next.get() {
+                Some(next) => table = next,
+                None => break,
             }
         }
         (live, fps.len(), dups)
+    }
+
+    fn track(_: usize) -> Result<Admit, ()> {
+        Ok(Admit::Track)
     }
 
     #[test]
@@ -352,10 +605,14 @@ mod tests {
                     for i in 0..50_000u64 {
                         let now = 1 + i * 10_000_000;
                         let key = t * 1_000_000 + i % 20_000;
-                        let _ =
-                            table.with_cell(&key, |_| Ok::<(), ()>(()), |c| c.check(&set, now, 1));
+                        let _ = table.with_cell(
+                            &key,
+                            |c| c.try_reap(&set, now),
+                            track,
+                            |c| c.check(&set, now, 1),
+                        );
                         if i % 5_000 == 0 {
-                            table.sweep(|c| c.try_reap(&set, now));
+                            table.reclaim_all(|c| c.try_reap(&set, now));
                         }
                     }
                 })
@@ -365,7 +622,173 @@ mod tests {
             h.join().expect("no panic");
         }
         let (live, distinct, dups) = census(&table);
-        assert_eq!(dups, 0, "a fingerprint claimed twice in one table");
+        assert_eq!(dups, 0, "a fingerprint claimed twice in the chain");
         assert_eq!(table.len(), live, "live count (distinct {distinct})");
+    }
+
+    #[test]
+    fn grows_and_shrinks_in_bounded_steps() {
+        let set = Quotas::from(Quota::per_second(1).expect("valid"));
+        let table = CellTable::<Cell64>::new();
+        let now = 1;
+        for key in 0..100_000u64 {
+            let r = table.with_cell(
+                &key,
+                |c| c.try_reap(&set, now),
+                track,
+                |c| c.check(&set, now, 1),
+            );
+            assert!(r.expect("tracked").denied.is_none());
+        }
+        assert_eq!(table.len(), 100_000);
+        let grown = table.slots();
+        assert!(grown >= 131_072, "{grown} slots for 100k keys");
+        // Every key expires; new keys' upkeep alone must shrink the table.
+        let later = 10_000_000_000;
+        for key in 1_000_000..1_040_000u64 {
+            let _ = table.with_cell(
+                &key,
+                |c| c.try_reap(&set, later),
+                track,
+                |c| c.check(&set, later, 1),
+            );
+        }
+        let shrunk = table.slots();
+        assert!(
+            shrunk * 2 <= grown,
+            "{shrunk} slots after expiry, {grown} at the peak"
+        );
+        assert!(table.len() >= 40_000, "the new keys are live");
+        table.reclaim_all(|c| c.try_reap(&set, later + 10_000_000_000));
+        assert_eq!(table.len(), 0);
+    }
+}
+
+/// Model checks of the resize protocol on tiny tables: every interleaving of an insert
+/// racing the move of its slot.
+/// Run with `RUSTFLAGS="--cfg tower_ratelimit_loom" cargo test --release --lib loom`.
+#[cfg(all(test, tower_ratelimit_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::Quota;
+    use crate::quota::Quotas;
+    use crate::state::Cell64;
+    use loom::thread;
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// An old table of one chunk with its next table linked (so no `OnceLock` is
+    /// contended inside the model).
+    fn resizing() -> Arc<Table<Cell64>> {
+        let live = Arc::new(AtomicUsize::new(0));
+        let old = Arc::new(Table::new(MIN_CAPACITY, live.clone()));
+        old.next_or_link();
+        old
+    }
+
+    /// What a check does, from the old table on (the `with_cell` walk, without room
+    /// checks): admitted or not.
+    fn check_from(mut table: &Table<Cell64>, fp: u64, quotas: &Quotas) -> bool {
+        loop {
+            let slot = match table.probe(fp) {
+                Probe::Found(slot) => slot,
+                Probe::Frozen => {
+                    table = table.next.get().expect("linked");
+                    continue;
+                }
+                Probe::Free(slot) => {
+                    if table.close_off(slot).is_some() {
+                        continue;
+                    }
+                    match table.claim(slot, fp) {
+                        Ok(_) => slot,
+                        Err(()) => continue,
+                    }
+                }
+            };
+            if let Some(raw) = slot.cell.check(quotas, 1, 1) {
+                return raw.denied.is_none();
+            }
+            assert!(slot.cell.is_frozen(), "never reaped in this model");
+            let next = table.next.get().expect("linked");
+            migrate_slot(slot, next, None);
+            table = next;
+        }
+    }
+
+    /// The key's cells in the chain that are not frozen: exactly one after the move.
+    fn cells_of(old: &Table<Cell64>, fp: u64) -> Vec<u64> {
+        let next = old.next.get().expect("linked");
+        [old, &**next]
+            .iter()
+            .flat_map(|t| t.slots.iter())
+            .filter(|s| s.fp.load(Relaxed) == fp && !s.cell.is_frozen())
+            .map(|s| s.cell.freeze().expect("alive"))
+            .collect()
+    }
+
+    /// Two checks of a key the old table has never seen race the move of its chunk: both
+    /// land in one cell (the burst of 2 is spent exactly once), never two.
+    #[test]
+    fn new_key_inserts_race_the_move() {
+        model(|| {
+            let old = resizing();
+            let quotas = Arc::new(Quotas::from(Quota::per_second(2).expect("valid")));
+            let fp = 5;
+            let checkers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (old, quotas) = (old.clone(), quotas.clone());
+                    thread::spawn(move || check_from(&old, fp, &quotas))
+                })
+                .collect();
+            // The migrator moves the chunk holding the key's home slot.
+            let never = |_: &Cell64| false;
+            assert!(old.migrate_chunk(&never));
+            for h in checkers {
+                assert!(h.join().expect("no panic"), "the burst admits both");
+            }
+            assert!(old.migrated.load(Relaxed));
+            // The only unfrozen cell of the key holds both admissions: a third is denied.
+            let next = old.next.get().expect("linked");
+            assert!(!check_from(next, fp, &quotas), "burst spent once");
+            assert_eq!(cells_of(&old, fp).len(), 1, "one cell per key");
+        });
+    }
+
+    /// A key admitted in the old table before the move, checked again during it: the
+    /// carried state keeps the first admission (no fresh burst in the new table).
+    #[test]
+    fn carried_state_is_never_lost() {
+        model(|| {
+            let old = resizing();
+            let quotas = Arc::new(Quotas::from(Quota::per_second(2).expect("valid")));
+            let fp = 9;
+            // Admitted once before the resize began: claimed in place.
+            let slot = match old.probe(fp) {
+                Probe::Free(slot) => slot,
+                _ => unreachable!("empty table"),
+            };
+            assert_eq!(old.claim(slot, fp), Ok(true));
+            assert!(
+                slot.cell
+                    .check(&quotas, 1, 1)
+                    .expect("alive")
+                    .denied
+                    .is_none()
+            );
+            let checker = {
+                let (old, quotas) = (old.clone(), quotas.clone());
+                thread::spawn(move || check_from(&old, fp, &quotas))
+            };
+            let never = |_: &Cell64| false;
+            assert!(old.migrate_chunk(&never));
+            assert!(checker.join().expect("no panic"), "second of the burst");
+            let next = old.next.get().expect("linked");
+            assert!(!check_from(next, fp, &quotas), "third is denied");
+        });
     }
 }

@@ -9,6 +9,7 @@ use ::redis::cluster::ClusterClientBuilder;
 
 use super::RedisStore;
 use super::conn::Connection;
+use super::key_name::{DEFAULT_SECRET, KeyNames, MIN_SECRET_LEN};
 use crate::store::Tiers;
 
 /// What a check does when Redis does not answer within the timeout, or fails.
@@ -47,6 +48,11 @@ pub enum ConnectError {
     InvalidPrefix(String),
     /// The timeout was zero.
     ZeroTimeout,
+    /// The key-name secret ([`RedisStoreBuilder::key_secret`]) is shorter than 16 bytes.
+    ShortKeySecret {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// No cluster node URL was given.
     NoNodes,
     /// A lazy connection needs to be created inside a Tokio runtime.
@@ -63,6 +69,10 @@ impl fmt::Display for ConnectError {
                 "Redis key prefix {p:?} must not contain '{{' or '}}' (keys carry their own hash tag)"
             ),
             Self::ZeroTimeout => f.write_str("the Redis store's timeout must be longer than zero"),
+            Self::ShortKeySecret { len } => write!(
+                f,
+                "the Redis key-name secret has {len} bytes; it needs at least {MIN_SECRET_LEN} (128 bits)"
+            ),
             Self::NoNodes => f.write_str("a Redis Cluster store needs at least one node URL"),
             Self::NoRuntime => {
                 f.write_str("a lazy Redis store must be created inside a Tokio runtime")
@@ -96,6 +106,10 @@ pub struct RedisStoreBuilder {
     pub(super) policy: FailurePolicy,
     pub(super) deny_cache: usize,
     pub(super) breaker_after: u32,
+    pub(super) key_names: KeyNames,
+    /// Whether `key_secret` was called (else the public default secret is in use).
+    pub(super) secret_len: Option<usize>,
+    pub(super) raw_key_names: bool,
 }
 
 /// Default per-call timeout.
@@ -116,6 +130,61 @@ impl RedisStoreBuilder {
             policy: FailurePolicy::default(),
             deny_cache: DEFAULT_DENY_CACHE,
             breaker_after: DEFAULT_BREAKER_AFTER,
+            key_names: KeyNames::hashed(DEFAULT_SECRET),
+            secret_len: None,
+            raw_key_names: false,
+        }
+    }
+
+    /// The secret of the keyed hash that turns client keys into Redis key names; give
+    /// every replica that shares the limit the same one (at least 16 random bytes, e.g.
+    /// from an environment variable or a secret store; longer input is hashed down to
+    /// SipHash's 128-bit key).
+    ///
+    /// Redis key names never hold client keys (API tokens, IP addresses): quota `i` of a
+    /// key lives at `{prefix}{tier:H}:i`, where `H` is SipHash-2-4 (128-bit output, 32 hex
+    /// digits) of the key under this secret. So `SCAN`, `MONITOR`, `SLOWLOG`, RDB/AOF
+    /// files and replicas show only `H`.
+    ///
+    /// **Without a secret**, a fixed, public default secret is used, so replicas share
+    /// limits with no configuration, but the names are only *pseudonymous*: anyone who
+    /// reads them and can guess candidate keys can test the guesses offline. Keys from a
+    /// small space, such as IPv4 addresses (2^32), are recovered that way in minutes;
+    /// high-entropy keys such as random API tokens are not. With a secret, guessing needs
+    /// the secret too: names reveal keys only if the secret leaks. The store logs one
+    /// warning when it is built without a secret.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_ratelimit::{Quotas, store::redis::RedisStore};
+    /// let secret = std::env::var("RATE_LIMIT_KEY_SECRET")?;
+    /// let store = RedisStore::builder(Quotas::claid())
+    ///     .key_secret(secret)
+    ///     .connect("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn key_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        let secret = secret.as_ref();
+        self.key_names = KeyNames::hashed(secret);
+        self.secret_len = Some(secret.len());
+        self
+    }
+
+    /// **Debugging only**: write client keys into Redis key names as they are
+    /// (`{prefix}{tier:key}:i`), instead of their keyed hash. Off by default; never turn
+    /// it on where keys are credentials or personal data.
+    pub fn raw_key_names(mut self, raw: bool) -> Self {
+        self.raw_key_names = raw;
+        self
+    }
+
+    /// How the store names keys: the hash, unless raw names were asked for.
+    pub(super) fn names(&self) -> KeyNames {
+        if self.raw_key_names {
+            KeyNames::Raw
+        } else {
+            self.key_names.clone()
         }
     }
 
@@ -163,6 +232,24 @@ impl RedisStoreBuilder {
         }
         if self.timeout.is_zero() {
             return Err(ConnectError::ZeroTimeout);
+        }
+        if let Some(len) = self.secret_len
+            && len < MIN_SECRET_LEN
+        {
+            return Err(ConnectError::ShortKeySecret { len });
+        }
+        match (self.names(), self.secret_len) {
+            (KeyNames::Raw, _) => tracing::warn!(
+                target: "tower_ratelimit",
+                "Redis store writes raw client keys into key names (raw_key_names): debugging only"
+            ),
+            (KeyNames::Hashed { .. }, None) => tracing::warn!(
+                target: "tower_ratelimit",
+                "Redis store has no key_secret: key names are hashed with the public default \
+                 secret, so low-entropy keys (IP addresses) can be recovered from them offline; \
+                 set RedisStoreBuilder::key_secret on every replica"
+            ),
+            (KeyNames::Hashed { .. }, Some(_)) => {}
         }
         Ok(())
     }
