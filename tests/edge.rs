@@ -16,6 +16,9 @@ use tower_ratelimit::{Quota, RateLimitLayer};
 
 const LIMIT: usize = 5;
 
+/// A named request (its header lines) and the statuses it may get.
+type Case<'a> = (&'a str, Vec<Vec<u8>>, &'a [u16]);
+
 /// Sends `head` (request line and header lines, without the final blank line) on a
 /// fresh connection and returns the response's status code.
 async fn raw(addr: SocketAddr, head: &[u8]) -> u16 {
@@ -94,7 +97,7 @@ async fn malformed_forwarding_headers() {
     let many_lines: Vec<Vec<u8>> = (0..100)
         .map(|i| xff(format!("198.20.0.{i}").as_bytes()))
         .collect();
-    let cases: Vec<(&str, Vec<Vec<u8>>, &[u16])> = vec![
+    let cases: Vec<Case<'_>> = vec![
         // Garbage names no address: the key falls back (never a new key per garbage).
         ("8 KiB of garbage", vec![xff(&long_garbage)], &[200, 429]),
         ("8 KiB address list", vec![xff(&long_list)], &[200, 429]),
