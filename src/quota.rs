@@ -240,6 +240,7 @@ impl Quota {
         &self.name
     }
 
+    #[cfg(any(feature = "redis", test))]
     pub(crate) fn t_ns(&self) -> u64 {
         self.t_ns
     }
