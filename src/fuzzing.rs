@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
 use crate::clock::ManualClock;
-use crate::key::{ClientIp, HeaderKey, KeyExtractor, PeerIp, ProxyHeader, RequestHead};
+use crate::key::{ClientIp, HeaderKey, KeyExtractor, PeerIp, RequestHead};
 use crate::quota::{MAX_QUOTAS, Quota, Quotas};
 use crate::store::memory::RateLimiter;
 
@@ -51,25 +51,14 @@ pub fn forwarding(data: &[u8]) {
     };
     let untrusted_peer = SocketAddr::from(([198, 51, 100, 4], 40_000));
     let trusted = ["10.0.0.0/8", "fd00::/8"];
-    let build = |h: ProxyHeader| match h {
-        ProxyHeader::Forwarded => ClientIp::forwarded(trusted),
-        ProxyHeader::XRealIp => ClientIp::x_real_ip(trusted),
-        _ => ClientIp::x_forwarded_for(trusted),
-    };
-    let (Ok(fwd), Ok(xff), Ok(real)) = (
-        build(ProxyHeader::Forwarded),
-        build(ProxyHeader::XForwardedFor),
-        build(ProxyHeader::XRealIp),
+    let (Ok(xff), Ok(fwd), Ok(real)) = (
+        ClientIp::x_forwarded_for(trusted),
+        ClientIp::forwarded(trusted),
+        ClientIp::x_real_ip(trusted),
     ) else {
         panic!("static CIDRs parse");
     };
-    let extractors = [
-        fwd.clone(),
-        xff.clone(),
-        real,
-        fwd.ipv6_prefix(128),
-        xff.ipv6_prefix(128),
-    ];
+    let extractors = [xff.clone(), fwd, real, xff.ipv6_prefix(128)];
     for peer in [trusted_peer, untrusted_peer] {
         let req = forwarded_request(peer, rest);
         let head = RequestHead::from_request(&req);

@@ -8,19 +8,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
-use tower_ratelimit::client::{ByHeader, Global, PaceError, PaceLayer};
+use tower_ratelimit::client::{ByHeader, OneKey, PaceError, PaceLayer, PacingMode};
 use tower_ratelimit::{Quota, Quotas};
 
-/// A client hammering a 4/s + 120/min server through the pacer: no 429, and at least
-/// 95% of the throughput the quotas allow over the period it took.
+/// A client hammering a 4/s + 120/min GCRA server through a GCRA-mode pacer: no 429,
+/// and at least 95% of the throughput the quotas allow over the period it took.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn paced_client_gets_no_429_at_full_rate() {
+async fn gcra_mode_gets_no_429_from_a_gcra_server_at_full_rate() {
     const N: usize = 300; // enough to exhaust the minute quota too (it binds after ~236)
     let server = common::start(Quotas::claid()).await;
     let svc = ServiceBuilder::new()
-        .layer(PaceLayer::new(
+        .layer(PaceLayer::with_mode(
             Quotas::claid(),
             ByHeader(http::header::AUTHORIZATION),
+            PacingMode::Gcra,
         ))
         .service(common::client());
     let start = Instant::now();
@@ -101,8 +102,19 @@ fn req() -> http::Request<()> {
         .expect("valid")
 }
 
+/// Sends in call order, each at its slot: the window mode books 2 per widened second
+/// (1.02 s), the GCRA mode with burst 1 one every 500 ms.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn waits_are_fifo_at_the_rate() {
+    for (mode, expected) in [
+        (PacingMode::Window, [0, 0, 1020, 1020, 2040]),
+        (PacingMode::Gcra, [0, 500, 1000, 1500, 2000]),
+    ] {
+        assert_eq!(fifo_send_times(mode).await, expected, "{mode:?}");
+    }
+}
+
+async fn fifo_send_times(mode: PacingMode) -> Vec<u128> {
     let quotas = Quotas::from(
         Quota::per_second(2)
             .expect("valid")
@@ -110,7 +122,7 @@ async fn waits_are_fifo_at_the_rate() {
             .expect("valid"),
     );
     let svc = ServiceBuilder::new()
-        .layer(PaceLayer::new(quotas, Global))
+        .layer(PaceLayer::with_mode(quotas, OneKey, mode))
         .service(echo_service());
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -127,8 +139,7 @@ async fn waits_are_fifo_at_the_rate() {
     for t in tasks {
         done.push(t.await.expect("task"));
     }
-    let ms: Vec<u128> = done.iter().map(Duration::as_millis).collect();
-    assert_eq!(ms, vec![0, 500, 1000, 1500, 2000]);
+    done.iter().map(Duration::as_millis).collect()
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -139,26 +150,26 @@ async fn max_wait_fails_fast_without_booking() {
             .with_burst(1)
             .expect("valid"),
     );
-    let layer = PaceLayer::new(quotas, Global).max_wait(Duration::from_millis(1500));
+    let layer = PaceLayer::new(quotas, OneKey).max_wait(Duration::from_millis(1500));
     let mut svc = ServiceBuilder::new()
         .layer(layer.clone())
         .service(echo_service());
     let first = svc.ready().await.expect("ready").call(req());
-    let second = svc.ready().await.expect("ready").call(req()); // waits 1 s: fine
-    let third = svc.ready().await.expect("ready").call(req()); // would wait 2 s
+    let second = svc.ready().await.expect("ready").call(req()); // waits 1.02 s: fine
+    let third = svc.ready().await.expect("ready").call(req()); // would wait 2.04 s
     let err = third.await.expect_err("must fail fast");
     let err = err.downcast::<PaceError>().expect("a PaceError");
     assert_eq!(
         *err,
         PaceError::WouldWait {
-            wait: Duration::from_secs(2),
+            wait: Duration::from_millis(2040),
             max_wait: Duration::from_millis(1500)
         }
     );
     assert!(err.to_string().contains("would wait"));
-    // It booked nothing: the next caller still gets the slot at 2 s, not 3 s.
+    // It booked nothing: the next caller still gets the slot at 2.04 s, not 3.06 s.
     let r = layer.pacer().reserve(&(), 1, None).expect("books");
-    assert_eq!(r.wait(), Duration::from_secs(2));
+    assert_eq!(r.wait(), Duration::from_millis(2040));
     r.commit();
     first.await.expect("sent");
     second.await.expect("sent");
@@ -167,7 +178,7 @@ async fn max_wait_fails_fast_without_booking() {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn dropped_requests_give_their_slots_back() {
     let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
-    let layer = PaceLayer::new(quotas, Global);
+    let layer = PaceLayer::new(quotas, OneKey);
     let mut svc = ServiceBuilder::new()
         .layer(layer.clone())
         .service(echo_service());
@@ -176,10 +187,10 @@ async fn dropped_requests_give_their_slots_back() {
     for _ in 0..10 {
         futs.push(svc.ready().await.expect("ready").call(req()));
     }
-    // 4 at once, then one every 250 ms: the 10th is due at 1.5 s. Give up on it (the tail
-    // of the queue, as the newest caller timing out would).
+    // 4 at 0, 4 at 1.02 s, 2 at 2.04 s. Give up on the 10th (the tail of the queue, as
+    // the newest caller timing out would).
     drop(futs.pop());
-    // A newcomer now gets exactly the dropped slot (1.5 s), not the one after it (1.75 s).
+    // A newcomer now gets exactly the dropped slot (2.04 s), not the one after it.
     let newcomer = svc.ready().await.expect("ready").call(req());
     let h = tokio::spawn(async move {
         newcomer.await.expect("sent");
@@ -188,7 +199,7 @@ async fn dropped_requests_give_their_slots_back() {
     for f in futs {
         f.await.expect("sent");
     }
-    assert_eq!(h.await.expect("task"), Duration::from_millis(1500));
+    assert_eq!(h.await.expect("task"), Duration::from_millis(2040));
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -216,15 +227,31 @@ async fn keys_are_paced_independently() {
         .expect("books");
     assert_eq!(
         (a.wait(), a2.wait(), b.wait()),
-        (Duration::ZERO, Duration::from_secs(1), Duration::ZERO)
+        (Duration::ZERO, Duration::from_millis(1020), Duration::ZERO)
     );
     assert_eq!(layer.pacer().len(), 2);
 }
 
+/// A slot dropped in the middle of the queue: the window log gives it to the next
+/// caller (still after the queue, FIFO); GCRA lets it lapse. Nobody waits longer.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_dropped_slot_in_the_middle_lapses_and_delays_nobody() {
+async fn a_dropped_slot_in_the_middle_delays_nobody() {
+    // Window: 4 at 0, 4 at 1.02 s; the 6th dropped; the newcomer takes its place at 1.02 s.
+    assert_eq!(
+        middle_drop(PacingMode::Window).await,
+        (Duration::from_millis(1020), Duration::from_millis(1020))
+    );
+    // GCRA: 4 at once, then every 250 ms; the newcomer queues after the 8th (1 s).
+    assert_eq!(
+        middle_drop(PacingMode::Gcra).await,
+        (Duration::from_secs(1), Duration::from_millis(1250))
+    );
+}
+
+/// (when the 8th was sent, when a newcomer is booked) after dropping the 6th of 8.
+async fn middle_drop(mode: PacingMode) -> (Duration, Duration) {
     let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
-    let layer = PaceLayer::new(quotas, Global);
+    let layer = PaceLayer::with_mode(quotas, OneKey, mode);
     let mut svc = ServiceBuilder::new()
         .layer(layer.clone())
         .service(echo_service());
@@ -233,7 +260,7 @@ async fn a_dropped_slot_in_the_middle_lapses_and_delays_nobody() {
     for _ in 0..8 {
         futs.push(svc.ready().await.expect("ready").call(req()));
     }
-    // Drop the 6th (due at 0.5 s) while the 7th and 8th are booked after it.
+    // Drop the 6th while the 7th and 8th are booked at or after it.
     drop(futs.remove(5));
     let last = futs.pop().expect("eighth");
     let h = tokio::spawn(async move {
@@ -243,11 +270,11 @@ async fn a_dropped_slot_in_the_middle_lapses_and_delays_nobody() {
     for f in futs {
         f.await.expect("sent");
     }
-    // The later bookings keep their slots (nobody waits longer), and a newcomer goes
-    // after the queue: giving the middle slot back could over-admit (see Reservation).
-    assert_eq!(h.await.expect("task"), Duration::from_secs(1));
+    let eighth = h.await.expect("task");
     let r = layer.pacer().reserve(&(), 1, None).expect("books");
-    assert_eq!(start.elapsed() + r.wait(), Duration::from_millis(1250));
+    let newcomer = start.elapsed() + r.wait();
+    r.commit();
+    (eighth, newcomer)
 }
 
 /// A throttled answer holds the key until the server's `Retry-After`: the next request
@@ -272,7 +299,7 @@ async fn a_429_holds_the_key_until_retry_after() {
         }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(PaceLayer::new(Quotas::claid(), Global))
+        .layer(PaceLayer::new(Quotas::claid(), OneKey))
         .service(inner);
     let first = svc
         .ready()
@@ -296,7 +323,7 @@ async fn a_429_holds_the_key_until_retry_after() {
     // Off: the same answer changes nothing.
     let mut off = ServiceBuilder::new()
         .layer(
-            PaceLayer::new(Quotas::claid(), Global).observe(tower_ratelimit::client::Observe::Off),
+            PaceLayer::new(Quotas::claid(), OneKey).observe(tower_ratelimit::client::Observe::Off),
         )
         .service(service_fn(|_req: http::Request<()>| async {
             let mut r = http::Response::new(());
@@ -325,6 +352,26 @@ async fn a_429_holds_the_key_until_retry_after() {
 /// again behind it, in order.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn pending_requests_respect_a_new_hold() {
+    // "0" went at once and drew the 429 (Retry-After: 3); the other five were booked
+    // before it arrived but went only after the 3 s the server asked for, in booking
+    // order. Window: 4 in the first widened second after the hold (the 429'd request
+    // at 0 no longer counts by then), the 5th 1.02 s after them.
+    assert_eq!(
+        sent_around_a_hold(PacingMode::Window).await,
+        [0, 3000, 3000, 3000, 3000, 4020]
+    );
+    // GCRA: the hold raises the fastest quota, so admissions resume one emission
+    // interval (250 ms) apart.
+    let gcra = sent_around_a_hold(PacingMode::Gcra).await;
+    assert_eq!(gcra[0], 0);
+    assert!(gcra[1] >= 3000, "{gcra:?}");
+    for w in gcra[1..].windows(2) {
+        assert!((250..=252).contains(&(w[1] - w[0])), "{gcra:?}");
+    }
+}
+
+/// When each of six tagged requests was sent (ms), in tag order.
+async fn sent_around_a_hold(mode: PacingMode) -> Vec<u128> {
     use std::sync::{Arc, Mutex};
     let sent = Arc::new(Mutex::new(Vec::new()));
     let s = sent.clone();
@@ -343,7 +390,7 @@ async fn pending_requests_respect_a_new_hold() {
         }
     });
     let mut svc = ServiceBuilder::new()
-        .layer(PaceLayer::new(Quotas::claid(), Global))
+        .layer(PaceLayer::with_mode(Quotas::claid(), OneKey, mode))
         .service(inner);
     let mut tasks = Vec::new();
     for i in 0..6 {
@@ -356,20 +403,9 @@ async fn pending_requests_respect_a_new_hold() {
         t.await.expect("task").expect("sent");
     }
     let sent = sent.lock().expect("lock").clone();
-    // "0" went at once and drew the 429; the other five were booked before it arrived
-    // (due at 0, 0, 0, 0.25 s, 0.5 s) but went only after the 3 s the server asked for,
-    // in booking order, one burst interval (250 ms) apart.
     let tags: Vec<&str> = sent.iter().map(|e| e.0.as_str()).collect();
-    assert_eq!(tags, ["0", "1", "2", "3", "4", "5"]);
-    assert_eq!(sent[0].1, Duration::ZERO);
-    assert!(sent[1].1 >= Duration::from_secs(3), "{sent:?}");
-    for w in sent[1..].windows(2) {
-        let gap = w[1].1 - w[0].1;
-        assert!(
-            gap >= Duration::from_millis(250) && gap <= Duration::from_millis(252),
-            "{sent:?}"
-        );
-    }
+    assert_eq!(tags, ["0", "1", "2", "3", "4", "5"], "{mode:?}");
+    sent.iter().map(|e| e.1.as_millis()).collect()
 }
 
 /// Learn, then pace: one probe request tells the client the server's policies (draft-03
@@ -421,7 +457,8 @@ async fn a_pacer_built_from_the_advertised_policy_gets_no_429() {
 }
 
 /// `Observe::Exhausted` also heeds `remaining: 0` on a success (fixed-window servers);
-/// the default does not, since a GCRA server paced at its exact rate always says 0.
+/// `Throttled` does not. The window modes default to `Exhausted`, GCRA mode to
+/// `Throttled`, since a GCRA server paced at its exact rate always says 0.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn exhausted_mode_holds_on_remaining_zero() {
     use tower_ratelimit::client::Observe;
@@ -433,13 +470,26 @@ async fn exhausted_mode_holds_on_remaining_zero() {
             .insert("x-ratelimit-reset", http::HeaderValue::from_static("2"));
         Ok::<_, Infallible>(r)
     });
-    for (observe, expected) in [
-        (Observe::Throttled, Duration::ZERO),
-        (Observe::Exhausted, Duration::from_secs(2)),
+    let window = || PaceLayer::new(Quotas::claid(), OneKey);
+    for (name, layer, expected) in [
+        (
+            "throttled",
+            window().observe(Observe::Throttled),
+            Duration::ZERO,
+        ),
+        (
+            "exhausted",
+            window().observe(Observe::Exhausted),
+            Duration::from_secs(2),
+        ),
+        ("window default", window(), Duration::from_secs(2)),
+        (
+            "gcra default",
+            PaceLayer::with_mode(Quotas::claid(), OneKey, PacingMode::Gcra),
+            Duration::ZERO,
+        ),
     ] {
-        let mut svc = ServiceBuilder::new()
-            .layer(PaceLayer::new(Quotas::claid(), Global).observe(observe))
-            .service(inner);
+        let mut svc = ServiceBuilder::new().layer(layer).service(inner);
         let start = Instant::now();
         svc.ready()
             .await
@@ -456,7 +506,103 @@ async fn exhausted_mode_holds_on_remaining_zero() {
         let waited = start.elapsed();
         assert!(
             waited >= expected && waited <= expected + Duration::from_millis(2),
-            "{observe:?}: {waited:?}"
+            "{name}: {waited:?}"
         );
     }
+}
+
+/// Idle keys are forgotten: once the table has grown past its sweep floor, keys whose
+/// every send is older than the longest window (plus margin) go, live ones stay.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn idle_keys_are_reclaimed() {
+    use tower_ratelimit::client::Pacer;
+    let pacer = Pacer::<u32>::new(Quotas::claid());
+    for k in 0..1100 {
+        pacer.reserve(&k, 1, None).expect("books").commit();
+    }
+    assert_eq!(pacer.len(), 1100);
+    // Past the minute window and its 50-ms margin: all 1100 are idle.
+    tokio::time::sleep(Duration::from_millis(60_051)).await;
+    for k in 10_000..11_000 {
+        pacer.reserve(&k, 1, None).expect("books").commit();
+    }
+    // The sweep ran once the inserts since the table passed its floor reached half its
+    // size, and kept exactly the 1000 new keys, still inside their window.
+    assert_eq!(pacer.len(), 1000);
+}
+
+/// Four threads booking on one key at once, a third of the bookings dropped: the
+/// instants kept never put more than 4 in any 1.02 s, and with nothing dropped the
+/// schedule is exact (4 at each multiple of 1.02 s, 1000 in all).
+#[test]
+fn concurrent_bookings_keep_the_bound_exactly() {
+    use std::sync::{Arc, Mutex};
+    use tower_ratelimit::client::Pacer;
+    use tower_ratelimit::clock::ManualClock;
+    let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
+    for drop_every in [0usize, 3] {
+        let pacer = Pacer::builder(quotas.clone())
+            .clock(ManualClock::new())
+            .build::<&str>();
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (pacer, kept) = (pacer.clone(), kept.clone());
+                std::thread::spawn(move || {
+                    for i in 0..250 {
+                        let r = pacer.reserve(&"k", 1, None).expect("books");
+                        if drop_every != 0 && i % drop_every == 0 {
+                            drop(r); // given back
+                        } else {
+                            kept.lock().expect("lock").push(r.wait());
+                            r.commit();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let mut kept = kept.lock().expect("lock").clone();
+        kept.sort();
+        for (i, start) in kept.iter().enumerate() {
+            let inside = kept[i..]
+                .iter()
+                .take_while(|t| **t < *start + Duration::from_millis(1020))
+                .count();
+            assert!(inside <= 4, "{inside} within 1.02 s of {start:?}");
+        }
+        if drop_every == 0 {
+            assert_eq!(kept.len(), 1000);
+            for (i, t) in kept.iter().enumerate() {
+                assert_eq!(*t, Duration::from_millis(1020) * (i / 4) as u32);
+            }
+        } else {
+            assert_eq!(kept.len(), 4 * (250 - 250usize.div_ceil(3)));
+        }
+    }
+}
+
+/// `adopt` replaces a key's quotas: a pacer configured for 8/s books 4 per 1.02 s once
+/// the server's advertised 4/s is adopted; other keys keep the configured quotas.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn adopted_quotas_replace_the_configured_ones_for_that_key() {
+    use tower_ratelimit::client::Pacer;
+    let pacer = Pacer::<&str>::new(Quota::per_second(8).expect("valid"));
+    assert!(pacer.adopt(&"a", &Quotas::from(Quota::per_second(4).expect("valid"))));
+    let waits = |key| {
+        (0..5)
+            .map(|_| {
+                let r = pacer.reserve(&key, 1, None).expect("books");
+                let w = r.wait();
+                r.commit();
+                w
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(waits("a")[4], Duration::from_millis(1020));
+    assert_eq!(waits("b")[4], Duration::ZERO);
+    let gcra = Pacer::<&str>::with_mode(Quotas::claid(), PacingMode::Gcra);
+    assert!(!gcra.adopt(&"a", &Quotas::clarifai()));
 }

@@ -300,6 +300,31 @@ fn insert_retry_after_only_on_denial() {
     assert_eq!(get(&h, "retry-after"), "1");
 }
 
+#[test]
+fn interval_rounding_never_adds_a_second_to_the_reset() {
+    // 15/s: T is 66,666,667 ns, so a full burst is restored after 1.000000005 s; the
+    // announced reset is the 1 s a client can act on, not 2.
+    let clock = ManualClock::new();
+    let l = RateLimiter::with_clock(Quotas::clarifai(), clock.clone());
+    for _ in 0..14 {
+        assert!(l.check().expect("valid cost").is_allowed());
+    }
+    let d = l.check().expect("valid cost");
+    assert!(d.is_allowed(), "the 15th request of the burst is admitted");
+    assert_eq!(d.binding().remaining(), 0);
+    assert!(d.binding().reset() > Duration::from_secs(1));
+    for style in [HeaderStyle::Draft03, HeaderStyle::XRateLimit] {
+        let h = render(style, &d);
+        let reset = h
+            .iter()
+            .find(|(n, _)| n.as_str().ends_with("ratelimit-reset"))
+            .map(|(_, v)| v.to_str().expect("ascii").to_owned());
+        assert_eq!(reset.as_deref(), Some("1"), "{style:?}");
+    }
+    let rl = parse_list(get(&render(HeaderStyle::Ietf, &d), "ratelimit"));
+    assert_eq!(rl[0].params[1].1, 1);
+}
+
 fn arb_quota() -> impl Strategy<Value = Quota> {
     (1u32..500, 1u64..200_000, 1u32..50, "[a-z\"\\\\ é]{0,8}").prop_map(|(n, ms, b, name)| {
         Quota::new(n, Duration::from_millis(ms))
@@ -327,7 +352,11 @@ proptest! {
             let b = d.binding();
             let want_reset = match d.retry_after() {
                 Some(w) => ceil_secs(w).max(1),
-                None => ceil_secs(b.reset()),
+                // Time until full counts whole milliseconds (interval rounding never
+                // adds a second).
+                None => ceil_secs(Duration::from_millis(
+                    u64::try_from(b.reset().as_millis()).expect("small"),
+                )),
             };
             let retry = headers::retry_after(&d);
             if let Some(r) = &retry {

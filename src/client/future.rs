@@ -1,4 +1,4 @@
-//! The response future of [`Pace`](super::Pace).
+//! [`PaceFuture`]: the response future of [`Pace`](super::Pace).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,4 +7,4 @@ use tower::BoxError;
 
 /// Waits for the request's slot, then runs the inner call. Boxed: the wait and the call
 /// are one `async` block, so dropping it at any point releases what it holds.
-pub type ResponseFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+pub type PaceFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;

@@ -4,6 +4,11 @@ use crate::{Quota, Quotas};
 
 /// `quotas` with every burst lowered by `units` (to at least 1), rates unchanged.
 ///
+/// For [`PacingMode::Gcra`](super::PacingMode::Gcra), which paces by burst and rate.
+/// The window modes count `limit` per window and absorb jitter with a margin in time
+/// instead ([`default_margin`](super::default_margin)), which costs far less: one unit
+/// of headroom is 25% of Claid's 4/s burst, the default margin 2%.
+///
 /// Pacing to a server's exact quotas leaves it no slack: its clock is not ours, a coarse
 /// clock can read a few milliseconds behind, and requests can be reordered on the way,
 /// so a request sent at the very start of its slot may look early and draw a 429. One

@@ -5,7 +5,7 @@ use http::{HeaderMap, Uri};
 
 /// Picks the pacing key of an outgoing request from its URI and headers. Implemented
 /// for closures `Fn(&Uri, &HeaderMap) -> K` and for [`ByHost`], [`ByHeader`] and
-/// [`Global`].
+/// [`OneKey`].
 pub trait PaceKey: Clone + Send + Sync + 'static {
     /// The key type.
     type Key: std::hash::Hash + Eq + Clone + Send + Sync + 'static;
@@ -57,11 +57,11 @@ impl PaceKey for ByHeader {
     }
 }
 
-/// One state for every request.
+/// One state for every request (one limit for the whole client).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Global;
+pub struct OneKey;
 
-impl PaceKey for Global {
+impl PaceKey for OneKey {
     type Key = ();
     fn key(&self, _: &Uri, _: &HeaderMap) {}
 }

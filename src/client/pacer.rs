@@ -5,12 +5,15 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use super::PaceError;
 use super::clock::TokioClock;
 use super::hints::RateLimitHints;
+use super::mode::{PacingMode, default_margin};
+use super::window::{Booked, Limit, Log};
+use crate::CheckError;
 use crate::clock::{Clock, MAX_NOW_NS, capped_now_ns};
 use crate::quota::{MAX_QUOTAS, Quotas};
 use crate::state::reserve::{Booking, NotBooked};
@@ -26,43 +29,145 @@ struct Entry {
 // A client talks to few hosts or API keys: a read-mostly lock around a std map is simple
 // and cheap here; the decisions themselves are lock-free CASes on the cells.
 type Map<K> = RwLock<HashMap<K, Arc<Entry>>>;
+// The window modes' sliding logs: a short critical section per booking.
+type LogMap<K> = RwLock<HashMap<K, Arc<Mutex<LogEntry>>>>;
 
 /// Keys tracked before inserts start sweeping expired ones.
 const SWEEP_FLOOR: usize = 1024;
 
-/// Books slots in the future for outgoing requests: one state per key (host, API key),
-/// the same multi-quota GCRA as the server side, but a request that is not admitted now
-/// is given the earliest admission time instead of a denial.
+/// Books slots in the future for outgoing requests: one state per key (host, API key);
+/// a request that may not go now is given the earliest instant it may, instead of a
+/// denial. How slots are booked is the [`PacingMode`]: by default window-safe (at most
+/// `n` requests in any interval of `w + margin` per quota), or GCRA, or evenly spaced.
 ///
 /// Callers are served in booking order (FIFO) and each wakes exactly when its slot
 /// comes, so nobody is woken just to be refused (no thundering herd). Dropping a
 /// [`Reservation`] before its time gives the slot back when that is safe (see
 /// [`Reservation`]).
 ///
+/// The booking is the instant the request is sent, which is what the server counts
+/// (plus the network delay, whose variation the margin absorbs).
+///
+/// Memory per key: in the window modes, 16 bytes per distinct send instant still inside
+/// the longest window (at most its `n`, fewer when requests go in bursts) plus one per
+/// request waiting for its slot; a quota above 4096 per window is paced as `n/k` per
+/// `w/k` (`k = ceil(n / 4096)`), which keeps the bound and the long-run rate with at
+/// most 4096 entries (measured, `memory_per_key` in `client/window.rs`: Claid's quotas at
+/// full rate 640 bytes a key, one request per 500 ms 2.2 KB, 10 000 a day spread over
+/// the day 64 KB). In GCRA mode, one 16-byte word. A key is forgotten once nothing
+/// it sent can bind any more (the longest window plus margin has passed), when the
+/// table has grown past 1024 keys.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// use tower_ratelimit::{Quotas, client::Pacer};
+/// use tower_ratelimit::{Quotas, client::{Pacer, PacingMode}};
+/// // Window-safe (the default): Claid's 4/s as 4 per 1.02 s (2% margin).
 /// let pacer = Pacer::new(Quotas::claid());
 /// let slots: Vec<_> = (0..6).map(|_| pacer.reserve(&"api-key", 1, None).unwrap()).collect();
-/// // Claid allows a burst of 4, then one every 250 ms.
 /// assert_eq!(slots[3].wait(), Duration::ZERO);
-/// assert_eq!(slots[5].wait(), Duration::from_millis(500));
+/// assert_eq!(slots[4].wait(), Duration::from_millis(1020));
 /// // Dropping the newest booking gives its slot back to the next caller.
 /// let mut slots = slots;
 /// drop(slots.pop());
-/// assert_eq!(pacer.reserve(&"api-key", 1, None).unwrap().wait(), Duration::from_millis(500));
+/// assert_eq!(pacer.reserve(&"api-key", 1, None).unwrap().wait(), Duration::from_millis(1020));
 /// for slot in slots {
 ///     slot.commit(); // sent: the slot is used
 /// }
+/// // GCRA, for servers known to count that way: a burst of 4, then one every 250 ms.
+/// let gcra = Pacer::builder(Quotas::claid()).mode(PacingMode::Gcra).build();
+/// let slots: Vec<_> = (0..6).map(|_| gcra.reserve(&"api-key", 1, None).unwrap()).collect();
+/// assert_eq!(slots[5].wait(), Duration::from_millis(500));
 /// # }
 /// ```
 pub struct Pacer<K, C = TokioClock> {
     quotas: Quotas,
+    mode: PacingMode,
+    margin: Option<Duration>,
+    limits: Vec<Limit>,
     map: Map<K>,
+    logs: LogMap<K>,
     clock: C,
     inserts: AtomicUsize,
+}
+
+/// Builds a [`Pacer`]: mode, margin and clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_ratelimit::{Quotas, client::{Pacer, PacingMode}};
+/// let pacer = Pacer::builder(Quotas::clarifai())
+///     .mode(PacingMode::Even)
+///     .margin(Duration::from_millis(5))
+///     .build::<String>();
+/// assert_eq!(pacer.mode(), PacingMode::Even);
+/// ```
+#[derive(Debug, Clone)]
+pub struct PacerBuilder<C = TokioClock> {
+    quotas: Quotas,
+    mode: PacingMode,
+    margin: Option<Duration>,
+    clock: C,
+}
+
+impl<C: Clock> PacerBuilder<C> {
+    /// How slots are booked (default [`PacingMode::Window`]).
+    pub fn mode(mut self, mode: PacingMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The jitter margin added to every quota window in the window modes (default
+    /// [`default_margin`](super::default_margin) of each window: 2%, at most 50 ms).
+    pub fn margin(mut self, margin: Duration) -> Self {
+        self.margin = Some(margin);
+        self
+    }
+
+    /// Decides on `clock` instead of tokio's. The pacer sleeps with tokio timers, so a
+    /// clock that runs at tokio's pace keeps waits exact.
+    pub fn clock<C2: Clock>(self, clock: C2) -> PacerBuilder<C2> {
+        PacerBuilder {
+            quotas: self.quotas,
+            mode: self.mode,
+            margin: self.margin,
+            clock,
+        }
+    }
+}
+
+impl<C: Clock> PacerBuilder<C> {
+    /// The pacer, shared by every clone of a layer.
+    pub fn build<K>(self) -> Arc<Pacer<K, C>>
+    where
+        K: Hash + Eq + Clone + Send + Sync + 'static,
+    {
+        let clock = self.clock;
+        Arc::new(Pacer {
+            limits: limits_for(&self.quotas, self.margin),
+            quotas: self.quotas,
+            mode: self.mode,
+            margin: self.margin,
+            map: RwLock::new(HashMap::new()),
+            logs: RwLock::new(HashMap::new()),
+            clock,
+            inserts: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// The window-mode limits of `quotas`: `n` per window plus the margin.
+fn limits_for(quotas: &Quotas, margin: Option<Duration>) -> Vec<Limit> {
+    quotas
+        .iter()
+        .map(|q| {
+            let m = margin.unwrap_or_else(|| default_margin(q.window()));
+            let window_ns = u64::try_from(q.window().as_nanos()).unwrap_or(u64::MAX);
+            let margin_ns = u64::try_from(m.as_nanos()).unwrap_or(u64::MAX);
+            Limit::new(q.limit(), window_ns, margin_ns)
+        })
+        .collect()
 }
 
 impl<K, C> fmt::Debug for Pacer<K, C> {
@@ -77,9 +182,28 @@ impl<K> Pacer<K, TokioClock>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    /// A pacer over `quotas` on tokio's clock.
+    /// A window-safe pacer over `quotas` on tokio's clock, with the default margin.
     pub fn new(quotas: impl Into<Quotas>) -> Arc<Self> {
-        Self::with_clock(quotas, TokioClock::new())
+        Pacer::builder(quotas).build()
+    }
+
+    /// A pacer over `quotas` in `mode`, on tokio's clock, with the default margin.
+    pub fn with_mode(quotas: impl Into<Quotas>, mode: PacingMode) -> Arc<Self> {
+        Pacer::builder(quotas).mode(mode).build()
+    }
+}
+
+// Not generic in the key, so `Pacer::builder(..)` needs no annotation: the key type is
+// chosen by `build`.
+impl Pacer<(), TokioClock> {
+    /// Starts a [`PacerBuilder`] (window mode, default margin, tokio's clock).
+    pub fn builder(quotas: impl Into<Quotas>) -> PacerBuilder<TokioClock> {
+        PacerBuilder {
+            quotas: quotas.into(),
+            mode: PacingMode::default(),
+            margin: None,
+            clock: TokioClock::new(),
+        }
     }
 }
 
@@ -88,15 +212,15 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     C: Clock,
 {
-    /// A pacer on the given clock. The pacer sleeps with tokio timers, so a clock that
-    /// runs at tokio's pace ([`TokioClock`], the default) keeps waits exact.
+    /// A window-safe pacer on the given clock (see [`PacerBuilder::clock`]).
     pub fn with_clock(quotas: impl Into<Quotas>, clock: C) -> Arc<Self> {
-        Arc::new(Pacer {
+        PacerBuilder {
             quotas: quotas.into(),
-            map: RwLock::new(HashMap::new()),
+            mode: PacingMode::default(),
+            margin: None,
             clock,
-            inserts: AtomicUsize::new(0),
-        })
+        }
+        .build()
     }
 
     /// The quota set.
@@ -104,12 +228,24 @@ where
         &self.quotas
     }
 
+    /// How slots are booked.
+    pub fn mode(&self) -> PacingMode {
+        self.mode
+    }
+
     /// Number of keys tracked.
     pub fn len(&self) -> usize {
-        self.map
+        let gcra = self
+            .map
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .len();
+        let logs = self
+            .logs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        gcra + logs
     }
 
     /// Whether no key is tracked.
@@ -151,10 +287,113 @@ where
         }
     }
 
+    /// The sliding log of `key` (window modes), created on first use; idle logs are
+    /// swept once the table has grown past [`SWEEP_FLOOR`].
+    fn log(&self, key: &K, now_ns: u64) -> Arc<Mutex<LogEntry>> {
+        if let Some(e) = self
+            .logs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return Arc::clone(e);
+        }
+        let mut logs = self.logs.write().unwrap_or_else(PoisonError::into_inner);
+        let len = logs.len();
+        if len >= SWEEP_FLOOR && self.inserts.fetch_add(1, Relaxed) >= len / 2 {
+            self.inserts.store(0, Relaxed);
+            logs.retain(|_, e| {
+                let mut e = e.lock().unwrap_or_else(PoisonError::into_inner);
+                // A tombstone: a holder of an older `Arc` books nothing into it.
+                e.dead = e.log.is_idle(now_ns);
+                !e.dead
+            });
+        }
+        Arc::clone(logs.entry(key.clone()).or_insert_with(|| {
+            Arc::new(Mutex::new(LogEntry {
+                log: Log::new(self.limits.clone()),
+                dead: false,
+            }))
+        }))
+    }
+
+    /// Drops `key`'s log if it is a tombstone.
+    fn forget_dead_log(&self, key: &K) {
+        let mut logs = self.logs.write().unwrap_or_else(PoisonError::into_inner);
+        if logs.get(key).is_some_and(|e| lock(e).dead) {
+            logs.remove(key);
+        }
+    }
+
+    /// Runs `f` on `key`'s live log.
+    fn with_log<R>(&self, key: &K, now_ns: u64, mut f: impl FnMut(&mut Log) -> R) -> R {
+        loop {
+            let entry = self.log(key, now_ns);
+            let mut e = lock(&entry);
+            if !e.dead {
+                return f(&mut e.log);
+            }
+            drop(e);
+            self.forget_dead_log(key);
+        }
+    }
+
     /// Books a slot of `cost` for `key`: the returned [`Reservation`] says how long to
     /// wait before sending. With `max_wait`, a slot further away than that is not booked
     /// and [`PaceError::WouldWait`] is returned instead.
     pub fn reserve(
+        self: &Arc<Self>,
+        key: &K,
+        cost: u32,
+        max_wait: Option<Duration>,
+    ) -> Result<Reservation<K, C>, PaceError> {
+        if self.mode == PacingMode::Gcra {
+            return self.reserve_gcra(key, cost, max_wait);
+        }
+        let max_ns = max_wait.map_or(u64::MAX, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        });
+        let even = self.mode == PacingMode::Even;
+        loop {
+            let now = self.now_ns();
+            let entry = self.log(key, now);
+            let mut e = lock(&entry);
+            if e.dead {
+                drop(e);
+                self.forget_dead_log(key);
+                continue;
+            }
+            let max_cost = e.log.max_cost();
+            if cost == 0 {
+                return Err(PaceError::Cost(CheckError::ZeroCost));
+            }
+            if u64::from(cost) > max_cost {
+                return Err(PaceError::Cost(CheckError::CostExceedsBurst {
+                    cost,
+                    max_cost: u32::try_from(max_cost).unwrap_or(u32::MAX),
+                }));
+            }
+            return match e.log.book(now, u64::from(cost), even, max_ns) {
+                Ok(booked) => {
+                    drop(e);
+                    Ok(Reservation {
+                        pacer: Arc::clone(self),
+                        at_ns: booked.at,
+                        wait: Duration::from_nanos(booked.at - now),
+                        cost,
+                        slot: Slot::Log(entry, booked),
+                        armed: true,
+                    })
+                }
+                Err(wait) => Err(PaceError::WouldWait {
+                    wait: Duration::from_nanos(wait),
+                    max_wait: max_wait.unwrap_or(Duration::MAX),
+                }),
+            };
+        }
+    }
+
+    fn reserve_gcra(
         self: &Arc<Self>,
         key: &K,
         cost: u32,
@@ -178,9 +417,10 @@ where
                     let wait = Duration::from_nanos((booking.at - now) << shift);
                     return Ok(Reservation {
                         pacer: Arc::clone(self),
-                        entry,
-                        booking,
+                        at_ns: booking.at << shift,
                         wait,
+                        cost,
+                        slot: Slot::Gcra(entry, booking),
                         armed: true,
                     });
                 }
@@ -197,16 +437,20 @@ where
     }
 
     /// Admits nothing for `key` before `delay` from now (e.g. the server said
-    /// `remaining=0` with a reset, or sent `Retry-After`). Afterwards admissions resume
-    /// at the rate of the set's fastest-refilling quota.
+    /// `remaining=0` with a reset, or sent `Retry-After`). Requests already booked check
+    /// for the hold when their slot comes and book again behind it (see
+    /// [`is_held`](Self::is_held)). In GCRA mode admissions resume afterwards at the
+    /// rate of the set's fastest-refilling quota.
     pub fn hold(&self, key: &K, delay: Duration) {
-        let shift = self.quotas.shift;
         let now_ns = self.now_ns();
         let delay_ns = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-        let until = now_ns
-            .saturating_add(delay_ns)
-            .min(MAX_NOW_NS)
-            .div_ceil(1 << shift);
+        let until_ns = now_ns.saturating_add(delay_ns).min(MAX_NOW_NS);
+        if self.mode != PacingMode::Gcra {
+            self.with_log(key, now_ns, |log| log.hold(until_ns));
+            return;
+        }
+        let shift = self.quotas.shift;
+        let until = until_ns.div_ceil(1 << shift);
         loop {
             let entry = self.entry(key, now_ns >> shift);
             if entry.cell.hold(&self.quotas, until) {
@@ -217,37 +461,69 @@ where
         }
     }
 
-    /// Adopts what a server reported as remaining for `key`, so a fresh pacer does not
-    /// spend quota the server has already counted: each of the pacer's quotas that the
-    /// hints name (by policy name, or draft-03's first `RateLimit-Limit` item, which is
-    /// the limit of the policy closest to exhaustion) is set to at most that many
-    /// remaining. Only ever makes the pacer stricter.
-    pub fn sync(&self, key: &K, hints: &RateLimitHints) {
-        let shift = self.quotas.shift;
-        let now = self.now_ns() >> shift;
-        let mut floors = [0u64; MAX_QUOTAS];
-        let mut any = false;
-        for ((f, q), p) in floors
-            .iter_mut()
-            .zip(self.quotas.iter())
-            .zip(self.quotas.params())
-        {
+    /// What the hints say remains of each of the pacer's quotas (by policy name, or
+    /// draft-03's first `RateLimit-Limit` item, the limit of the policy closest to
+    /// exhaustion), with the time until that quota frees up.
+    fn reported(&self, hints: &RateLimitHints) -> [Option<(u64, Option<Duration>)>; MAX_QUOTAS] {
+        let mut out = [None; MAX_QUOTAS];
+        for (o, q) in out.iter_mut().zip(self.quotas.iter()) {
             let named = hints
                 .policies
                 .iter()
                 .find(|h| h.name.as_deref() == Some(q.name()))
-                .and_then(|h| h.remaining);
+                .and_then(|h| h.remaining.map(|r| (r, h.reset.or(hints.reset))));
             let by_limit = (hints.limit == Some(u64::from(q.limit())))
                 .then_some(hints.remaining)
-                .flatten();
-            if let Some(r) = named.or(by_limit) {
-                let used = p.burst.saturating_sub(r);
-                *f = now + used * p.t;
-                any = true;
-            }
+                .flatten()
+                .map(|r| (r, hints.reset));
+            *o = named.or(by_limit);
         }
-        if !any {
+        out
+    }
+
+    /// Adopts what a server reported as remaining for `key`, so a fresh pacer does not
+    /// spend quota the server has already counted: each of the pacer's quotas that the
+    /// hints name (by policy name, or draft-03's first `RateLimit-Limit` item, which is
+    /// the limit of the policy closest to exhaustion) is set to at most that many
+    /// remaining, until the reported reset (window modes; GCRA mode spreads them at the
+    /// quota's rate). Only ever makes the pacer stricter.
+    pub fn sync(&self, key: &K, hints: &RateLimitHints) {
+        let reported = self.reported(hints);
+        if reported.iter().all(Option::is_none) {
             return;
+        }
+        if self.mode != PacingMode::Gcra {
+            let now = self.now_ns();
+            self.with_log(key, now, |log| {
+                // Only the configured limits map to the pacer's quotas by index.
+                if log.limits() != self.limits.as_slice() {
+                    return;
+                }
+                for (i, (r, q)) in reported.iter().zip(self.quotas.iter()).enumerate() {
+                    let Some((remaining, reset)) = *r else {
+                        continue;
+                    };
+                    // A scaled limit counts other units than the server's.
+                    if self.limits[i].n != u64::from(q.limit()) {
+                        continue;
+                    }
+                    let used = u64::from(q.limit()).saturating_sub(remaining);
+                    let free_at = reset.map_or(now, |d| {
+                        now.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                    });
+                    log.record_used(i, used, now, free_at);
+                }
+            });
+            return;
+        }
+        let shift = self.quotas.shift;
+        let now = self.now_ns() >> shift;
+        let mut floors = [0u64; MAX_QUOTAS];
+        for ((f, r), p) in floors.iter_mut().zip(&reported).zip(self.quotas.params()) {
+            if let Some((remaining, _)) = *r {
+                let used = p.burst.saturating_sub(remaining);
+                *f = now + used * p.t;
+            }
         }
         loop {
             let entry = self.entry(key, now);
@@ -258,10 +534,33 @@ where
         }
     }
 
+    /// Replaces the quotas for `key` by those the server advertises (e.g.
+    /// [`RateLimitHints::quotas`]), keeping what was already sent: it still counts
+    /// under the new quotas. Window modes only; returns whether they were adopted (a
+    /// GCRA pacer keeps one quota set for all keys).
+    pub fn adopt(&self, key: &K, quotas: &Quotas) -> bool {
+        if self.mode == PacingMode::Gcra {
+            return false;
+        }
+        let limits = limits_for(quotas, self.margin);
+        let now = self.now_ns();
+        self.with_log(key, now, |log| log.set_limits(limits.clone()));
+        true
+    }
+
     /// Whether `key` is held (see [`hold`](Self::hold)) beyond now. Requests booked
     /// before the hold was placed check this when their slot comes, and book again.
     pub fn is_held(&self, key: &K) -> bool {
-        let now = self.now_ns() >> self.quotas.shift;
+        let now_ns = self.now_ns();
+        if self.mode != PacingMode::Gcra {
+            return self
+                .logs
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key)
+                .is_some_and(|e| lock(e).log.is_held(now_ns));
+        }
+        let now = now_ns >> self.quotas.shift;
         self.map
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -270,23 +569,45 @@ where
     }
 }
 
+/// A key's sliding log and whether it was swept from the table.
+#[derive(Debug)]
+struct LogEntry {
+    log: Log,
+    dead: bool,
+}
+
+fn lock(e: &Mutex<LogEntry>) -> MutexGuard<'_, LogEntry> {
+    e.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a [`Reservation`] holds, per mode.
+enum Slot {
+    Gcra(Arc<Entry>, Booking),
+    Log(Arc<Mutex<LogEntry>>, Booked),
+}
+
 /// A booked slot. Wait [`wait`](Reservation::wait) (or [`ready`](Reservation::ready)),
 /// then send and [`commit`](Reservation::commit).
 ///
-/// Dropping it uncommitted gives the slot back when no later booking is admitted later
-/// than this one (the tail of the queue, or a burst sharing one admission time): then the
-/// next caller gets exactly this slot. A slot in the middle of the queue lapses unused,
-/// because giving it back could let a new caller in beside a later booking, more than
-/// the quotas allow. Either way nobody else waits longer because of it.
+/// Dropping it uncommitted gives the slot back when that provably cannot let a later
+/// request break a quota. In the window modes that is always: the sliding log holds
+/// exactly the requests sent or waiting, and a newcomer still queues after every
+/// waiting one, so it takes the freed capacity only where the bound allows. In GCRA
+/// mode only when no later booking is admitted later than this one (the tail of the
+/// queue, or a burst sharing one admission time): then the next caller gets exactly this
+/// slot; a GCRA slot in the middle of the queue lapses unused, because its one time per
+/// quota cannot tell where the slot was, and giving it back could let a new caller in
+/// beside a later booking. Either way nobody else waits longer because of it.
 pub struct Reservation<K, C = TokioClock>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     C: Clock,
 {
     pacer: Arc<Pacer<K, C>>,
-    entry: Arc<Entry>,
-    booking: Booking,
+    slot: Slot,
+    at_ns: u64,
     wait: Duration,
+    cost: u32,
     armed: bool,
 }
 
@@ -298,7 +619,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reservation")
             .field("wait", &self.wait)
-            .field("cost", &self.booking.cost)
+            .field("cost", &self.cost)
             .finish_non_exhaustive()
     }
 }
@@ -316,8 +637,7 @@ where
     /// Sleeps (on tokio time) until the slot. Cancellation-safe: dropping the future
     /// keeps the reservation, dropping the reservation gives it back.
     pub async fn ready(&self) {
-        let remaining =
-            (self.booking.at << self.pacer.quotas.shift).saturating_sub(self.pacer.now_ns());
+        let remaining = self.at_ns.saturating_sub(self.pacer.now_ns());
         if remaining > 0 {
             tokio::time::sleep(Duration::from_nanos(remaining)).await;
         }
@@ -331,7 +651,17 @@ where
     /// Gives the slot back now if that is safe; returns whether it was given back.
     pub fn release(mut self) -> bool {
         self.armed = false;
-        self.entry.cell.release(&self.pacer.quotas, self.booking)
+        self.give_back()
+    }
+
+    fn give_back(&self) -> bool {
+        match &self.slot {
+            Slot::Gcra(entry, booking) => entry.cell.release(&self.pacer.quotas, *booking),
+            Slot::Log(entry, booked) => {
+                let mut e = lock(entry);
+                !e.dead && e.log.undo(booked)
+            }
+        }
     }
 }
 
@@ -342,7 +672,7 @@ where
 {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.entry.cell.release(&self.pacer.quotas, self.booking);
+            let _ = self.give_back();
         }
     }
 }

@@ -1,32 +1,45 @@
 //! [`Pace`]: the service that books a slot, waits for it, then calls the inner service.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use http::{Request, Response};
 use tower::{BoxError, Service, ServiceExt};
 
-use super::future::ResponseFuture;
+use super::config::{Observe, PaceConfig};
+use super::future::PaceFuture;
 use super::hints::RateLimitHints;
 use super::key::{Cost, PaceKey};
-use super::layer::{Observe, PaceLayer};
+use super::pacer::Pacer;
 use crate::clock::Clock;
 
 /// How many times a request re-books behind holds before it is sent anyway.
 const MAX_REBOOKINGS: usize = 8;
 
-/// A service paced by a [`PaceLayer`].
+/// A service paced by a [`PaceLayer`](super::PaceLayer).
 pub struct Pace<S, F: PaceKey, C> {
-    pub(crate) inner: S,
-    pub(crate) layer: PaceLayer<F, C>,
+    inner: S,
+    config: PaceConfig<F, C>,
+}
+
+impl<S, F: PaceKey, C> Pace<S, F, C> {
+    pub(crate) fn new(inner: S, config: PaceConfig<F, C>) -> Self {
+        Pace { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: Clone, F: PaceKey, C> Clone for Pace<S, F, C> {
     fn clone(&self) -> Self {
         Pace {
             inner: self.inner.clone(),
-            layer: self.layer.clone(),
+            config: self.config.clone(),
         }
     }
 }
@@ -35,28 +48,35 @@ impl<S: fmt::Debug, F: PaceKey + fmt::Debug, C> fmt::Debug for Pace<S, F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pace")
             .field("inner", &self.inner)
-            .field("layer", &self.layer)
+            .field("config", &self.config)
             .finish()
     }
 }
 
-impl<S, F: PaceKey, C> Pace<S, F, C> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-}
-
-/// The wait the server asks for after `resp`, if `observe` heeds it.
-fn server_wait<B>(observe: Observe, resp: &Response<B>) -> Option<Duration> {
+/// Applies what `resp` (to a request sent `since` ago) says to `key`'s pacing, as far
+/// as `observe` heeds it. A wait is counted from the send: the server measured it from
+/// when the request reached it, one trip after the send, and the answer came back one
+/// trip later, so counting from the answer would wait a round trip too long.
+fn learn<K, C, B>(
+    pacer: &Pacer<K, C>,
+    key: &K,
+    observe: Observe,
+    resp: &Response<B>,
+    since: Duration,
+) where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    C: Clock,
+{
     if observe == Observe::Off {
-        return None;
+        return;
     }
     let hints = RateLimitHints::from_headers(resp.status(), resp.headers(), SystemTime::now());
-    if hints.throttled || observe == Observe::Exhausted {
-        hints.wait()
-    } else {
-        None
+    if let Some(quotas) = hints.quotas().filter(|_| observe == Observe::Adopt) {
+        pacer.adopt(key, &quotas);
+    }
+    let heeded = hints.throttled || matches!(observe, Observe::Exhausted | Observe::Adopt);
+    if let Some(wait) = hints.wait().filter(|_| heeded) {
+        pacer.hold(key, wait.saturating_sub(since));
     }
 }
 
@@ -72,23 +92,23 @@ where
 {
     type Response = Response<RB>;
     type Error = BoxError;
-    type Future = ResponseFuture<Response<RB>>;
+    type Future = PaceFuture<Response<RB>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let key = self.layer.key.key(req.uri(), req.headers());
+        let key = self.config.key.key(req.uri(), req.headers());
         let cost = req.extensions().get::<Cost>().map_or(1, |c| c.0);
+        let max_wait: Option<Duration> = self.config.max_wait;
         // Booked now, in call order: FIFO among callers of this key.
-        let reservation = self.layer.pacer.reserve(&key, cost, self.layer.max_wait);
+        let reservation = self.config.pacer.reserve(&key, cost, max_wait);
         // The ready clone goes into the future; `self` keeps a fresh one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let pacer = std::sync::Arc::clone(&self.layer.pacer);
-        let observe = self.layer.observe;
-        let max_wait = self.layer.max_wait;
+        let pacer = Arc::clone(&self.config.pacer);
+        let observe = self.config.observe();
         Box::pin(async move {
             let mut reservation = reservation?;
             // Dropping this future here (cancellation) drops the reservation, which
@@ -104,7 +124,9 @@ where
                 reservation = pacer.reserve(&key, cost, max_wait)?;
                 reservation.ready().await;
             }
+            // The booking is what the server will see: sent now.
             reservation.commit();
+            let sent = tokio::time::Instant::now();
             let resp = inner
                 .ready()
                 .await
@@ -112,9 +134,7 @@ where
                 .call(req)
                 .await
                 .map_err(Into::into)?;
-            if let Some(wait) = server_wait(observe, &resp) {
-                pacer.hold(&key, wait);
-            }
+            learn(&pacer, &key, observe, &resp, sent.elapsed());
             Ok(resp)
         })
     }

@@ -278,11 +278,22 @@ pub(crate) fn retry_secs(wait: Duration) -> u64 {
 
 /// The reset announced for `state`: the retry delay for the policy that refused, else
 /// the time until the policy is fully restored.
+///
+/// The time until full is counted in whole milliseconds before it is rounded up to
+/// seconds: emission intervals are rounded up (to the nanosecond in memory, to the
+/// microsecond on Redis), so "15 per second" is full again after 1.000000005 s, and
+/// rounding that up would announce 2 s and halve the rate of a client that waits for
+/// the reset. `Retry-After` stays exact (rounded up from the nanosecond).
 fn reset_secs(decision: &Decision<'_>, state: &QuotaState<'_>) -> u64 {
     match (decision.retry_after(), decision.denied_by()) {
         (Some(wait), Some(d)) if d.index() == state.index() => retry_secs(wait),
-        _ => ceil_secs(state.reset()),
+        _ => ceil_secs(whole_millis(state.reset())),
     }
+}
+
+/// `d` without its sub-millisecond part.
+fn whole_millis(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn ceil_secs(d: Duration) -> u64 {

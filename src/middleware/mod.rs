@@ -50,6 +50,15 @@
 //! # let _ = app; }
 //! ```
 //!
+//! # Panics in your callbacks
+//!
+//! The middleware catches no panic: one in the key, cost or exempt closure, the tier
+//! resolver, the decision hook, the renderer or the inner service unwinds through the
+//! request (axum then closes that connection). The limiter stays consistent, because
+//! the store's decision is one atomic step: a panic before it costs the request
+//! nothing; a request the store admitted stays counted whatever panics afterwards; a
+//! denied one never counts, even if its hook or renderer panics and the answer is lost.
+//!
 //! Files: `layer` (the `Clone` handle), `builder` (configuration), `shared` (the state
 //! behind the `Arc` and the decision logic), `service` (`call`), `future` and `body`
 //! (what `call` returns), `event` (what hooks and counters see).

@@ -1,0 +1,562 @@
+//! Window-safe booking: an exact sliding log of booked send instants, per key.
+//!
+//! # The rule
+//!
+//! A limit is `n` units in any interval of `span` nanoseconds (the quota's window plus
+//! the margin). Bookings are made in order at non-decreasing instants, so the log is
+//! sorted. A booking of `cost` at `a` keeps the limit iff the units already booked in
+//! `(a - span, a]` number at most `n - cost`, that is iff the `(n - cost + 1)`-th newest
+//! unit is at or before `a - span`. The earliest such `a` (at or after now, the previous
+//! booking and any hold) is the maximum, over the limits of the set, of that unit's
+//! instant plus `span`. Then every interval `(s, s + span]` holds at most `n` units, which
+//! no fixed window (of any alignment), sliding log, token bucket or GCRA of `n` per
+//! `span` or less can refuse.
+//!
+//! # Memory
+//!
+//! Units at the same instant are stored as one run `(instant, units)`. A run older than
+//! the longest span can never bind again and is dropped, so the log holds at most `n`
+//! runs of the longest-window limit plus one per booking still waiting for its slot:
+//! 16 bytes each. A limit of more than [`MAX_SLOTS`] is paced as `n / k` per `span / k`
+//! with `k = ceil(n / MAX_SLOTS)`: any interval of `span` is covered by `k` intervals of
+//! `span / k` (rounded up), each holding at most `n / k`, so the bound still holds; the
+//! long-run rate loses only the rounding of `n / k`, and bursts shrink to `n / k`.
+//!
+//! # Giving a booking back
+//!
+//! Any booking not yet sent can be given back, wherever it is in the queue. The log is
+//! the set of units sent or waiting, and every new booking is checked against exactly
+//! that set at an instant at or after all of them (the FIFO floor stays where it was
+//! unless the newest booking is the one given back). Removing units from a window-safe
+//! set leaves it window-safe, and a booking at `a >= every unit` only adds to the
+//! intervals that contain `a`, whose units all lie in `(a - span, a]`: the check. So a
+//! dropped slot goes to the next caller who fits, without ever letting anyone in beside
+//! a later booking beyond the bound. (GCRA reservations cannot do this: their state is
+//! one time per quota, which forgets where in the queue a booking was.)
+
+use std::collections::VecDeque;
+
+/// Limits above this many units per span are scaled down (see the module docs).
+pub(crate) const MAX_SLOTS: u64 = 4096;
+
+/// At most `n` units in any interval of `span` ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limit {
+    pub(crate) n: u64,
+    pub(crate) span: u64,
+}
+
+impl Limit {
+    /// `n` per `window_ns`, counted over `window_ns + margin_ns`, scaled above
+    /// [`MAX_SLOTS`].
+    pub(crate) fn new(n: u32, window_ns: u64, margin_ns: u64) -> Self {
+        let n = u64::from(n).max(1);
+        let span = window_ns.saturating_add(margin_ns).max(1);
+        if n <= MAX_SLOTS {
+            return Limit { n, span };
+        }
+        let k = n.div_ceil(MAX_SLOTS);
+        Limit {
+            n: n / k,
+            span: span.div_ceil(k),
+        }
+    }
+
+    /// The spacing of an evenly paced stream within this limit.
+    fn spacing(&self) -> u64 {
+        self.span.div_ceil(self.n)
+    }
+}
+
+/// A booking made by [`Log::book`]: what undoing it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Booked {
+    /// The instant to send at (ns).
+    pub(crate) at: u64,
+    cost: u64,
+    seq: u64,
+    /// The previous booking (instant, cost), restored on undo.
+    prev: Option<(u64, u64)>,
+}
+
+/// One key's sliding log and hold.
+#[derive(Debug, Clone)]
+pub(crate) struct Log {
+    limits: Vec<Limit>,
+    /// `(instant, units)`, ascending by instant.
+    runs: VecDeque<(u64, u64)>,
+    /// The newest booking: the FIFO floor, and the base of even spacing.
+    last: Option<(u64, u64)>,
+    /// Bumped by every booking and every change other than a give-back: a booking given
+    /// back restores the previous FIFO floor only while `seq` is still its own.
+    seq: u64,
+    hold_until: u64,
+}
+
+impl Log {
+    pub(crate) fn new(limits: Vec<Limit>) -> Self {
+        Log {
+            limits,
+            runs: VecDeque::new(),
+            last: None,
+            seq: 0,
+            hold_until: 0,
+        }
+    }
+
+    /// The largest cost that can ever be booked (the smallest `n`).
+    pub(crate) fn max_cost(&self) -> u64 {
+        self.limits.iter().map(|l| l.n).min().unwrap_or(1)
+    }
+
+    fn max_span(&self) -> u64 {
+        self.limits.iter().map(|l| l.span).max().unwrap_or(0)
+    }
+
+    /// Drops runs that can no longer bind any booking at or after `now`.
+    fn prune(&mut self, now: u64) {
+        let span = self.max_span();
+        while self
+            .runs
+            .front()
+            .is_some_and(|&(at, _)| at.saturating_add(span) <= now)
+        {
+            self.runs.pop_front();
+        }
+    }
+
+    /// The earliest instant `>= now` at which `cost` units keep every limit (and the
+    /// spacing, when `even`), the previous booking and the hold.
+    pub(crate) fn earliest(&self, now: u64, cost: u64, even: bool) -> u64 {
+        let mut a = now.max(self.hold_until);
+        if let Some((last, last_cost)) = self.last {
+            a = a.max(last);
+            if even {
+                let spacing = self.limits.iter().map(Limit::spacing).max().unwrap_or(0);
+                a = a.max(last.saturating_add(last_cost.saturating_mul(spacing)));
+            }
+        }
+        for l in &self.limits {
+            // The (n - cost + 1)-th newest unit must be at or before a - span.
+            let Some(k) = l.n.checked_sub(cost).map(|r| r + 1) else {
+                continue; // cost > n: refused by the caller
+            };
+            let mut seen = 0;
+            for &(at, units) in self.runs.iter().rev() {
+                seen += units;
+                if seen >= k {
+                    a = a.max(at.saturating_add(l.span));
+                    break;
+                }
+            }
+        }
+        a
+    }
+
+    /// Books `cost` units at the earliest admissible instant, unless that is more than
+    /// `max_wait` ns after `now` (then `Err(wait)`, nothing booked).
+    pub(crate) fn book(
+        &mut self,
+        now: u64,
+        cost: u64,
+        even: bool,
+        max_wait: u64,
+    ) -> Result<Booked, u64> {
+        self.prune(now);
+        let at = self.earliest(now, cost, even);
+        let wait = at - now;
+        if wait > max_wait {
+            return Err(wait);
+        }
+        match self.runs.back_mut() {
+            Some((t, units)) if *t == at => *units += cost,
+            _ => self.runs.push_back((at, cost)),
+        }
+        let prev = self.last.replace((at, cost));
+        self.seq += 1;
+        Ok(Booked {
+            at,
+            cost,
+            seq: self.seq,
+            prev,
+        })
+    }
+
+    /// Gives `b` back: its units leave the log. Returns whether they were found (a
+    /// booking is given back once).
+    pub(crate) fn undo(&mut self, b: &Booked) -> bool {
+        let pos = self.runs.partition_point(|&(t, _)| t < b.at);
+        match self.runs.get_mut(pos) {
+            Some((at, units)) if *at == b.at && *units >= b.cost => {
+                *units -= b.cost;
+                if *units == 0 {
+                    self.runs.remove(pos);
+                }
+            }
+            // Pruned (its instant is long past) or never booked here: nothing to give.
+            _ => return false,
+        }
+        if b.seq == self.seq {
+            // The newest booking: the state is exactly as before it was made.
+            self.last = b.prev;
+            self.seq -= 1;
+        }
+        true
+    }
+
+    /// Nothing is sent before `until` (ns); bookings already made keep their instants
+    /// (the caller re-books them when it sees the hold).
+    pub(crate) fn hold(&mut self, until: u64) {
+        self.hold_until = self.hold_until.max(until);
+    }
+
+    /// Whether a hold is in force at `now`.
+    pub(crate) fn is_held(&self, now: u64) -> bool {
+        self.hold_until > now
+    }
+
+    /// Records that the server already counts `used` units of limit `i` in the window
+    /// that frees at `free_at` (ns; `now` when unknown): units are added at
+    /// `free_at - span` until the log holds `used` in `(free_at - span, ..]`. Only ever
+    /// makes the log stricter.
+    pub(crate) fn record_used(&mut self, i: usize, used: u64, now: u64, free_at: u64) {
+        let Some(l) = self.limits.get(i).copied() else {
+            return;
+        };
+        let used = used.min(l.n);
+        let at = free_at
+            .min(now.saturating_add(l.span))
+            .saturating_sub(l.span);
+        let counted: u64 = self
+            .runs
+            .iter()
+            .filter(|&&(t, _)| t >= at)
+            .map(|&(_, u)| u)
+            .sum();
+        if counted >= used {
+            return;
+        }
+        let add = used - counted;
+        // `at` may lie before booked runs: insert in order (the log is short).
+        let pos = self.runs.partition_point(|&(t, _)| t <= at);
+        match pos.checked_sub(1).and_then(|p| self.runs.get_mut(p)) {
+            Some((t, units)) if *t == at => *units += add,
+            _ => self.runs.insert(pos, (at, add)),
+        }
+        // A booking given back from now on leaves the FIFO floor where it is.
+        self.seq += 1;
+    }
+
+    /// Replaces the limits (advertised by the server). The log is kept: what was sent
+    /// still counts under the new limits.
+    pub(crate) fn set_limits(&mut self, limits: Vec<Limit>) {
+        if !limits.is_empty() && limits != self.limits {
+            self.limits = limits;
+            self.seq += 1;
+        }
+    }
+
+    /// The limits in force.
+    pub(crate) fn limits(&self) -> &[Limit] {
+        &self.limits
+    }
+
+    /// Whether the log can be forgotten at `now`: nothing booked within the longest
+    /// span, nothing waiting, no hold.
+    pub(crate) fn is_idle(&self, now: u64) -> bool {
+        let span = self.max_span();
+        self.hold_until <= now
+            && self
+                .runs
+                .back()
+                .is_none_or(|&(at, _)| at.saturating_add(span) <= now)
+    }
+
+    /// Runs stored (for memory figures and tests).
+    #[cfg(test)]
+    fn runs(&self) -> usize {
+        self.runs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MS: u64 = 1_000_000;
+    const S: u64 = 1_000 * MS;
+
+    fn claid() -> Vec<Limit> {
+        vec![Limit::new(4, S, 20 * MS), Limit::new(120, 60 * S, 50 * MS)]
+    }
+
+    /// Every interval `(s, s + span]` holds at most `n` of the booked units.
+    fn assert_window_safe(limits: &[Limit], units: &[(u64, u64)]) {
+        let mut units = units.to_vec();
+        units.sort_unstable();
+        for l in limits {
+            for (i, &(start, _)) in units.iter().enumerate() {
+                let inside: u64 = units[i..]
+                    .iter()
+                    .take_while(|&&(t, _)| t < start + l.span)
+                    .map(|&(_, c)| c)
+                    .sum();
+                assert!(
+                    inside <= l.n,
+                    "{inside} > {} in {} ns from {start}",
+                    l.n,
+                    l.span
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn claid_bursts_four_then_waits_a_widened_second() {
+        let mut log = Log::new(claid());
+        let at: Vec<u64> = (0..9)
+            .map(|_| log.book(1, 1, false, u64::MAX).expect("books").at)
+            .collect();
+        assert_eq!(
+            at,
+            [
+                1,
+                1,
+                1,
+                1,
+                1 + 1020 * MS,
+                1 + 1020 * MS,
+                1 + 1020 * MS,
+                1 + 1020 * MS,
+                1 + 2040 * MS
+            ]
+        );
+    }
+
+    #[test]
+    fn the_minute_quota_binds_after_120() {
+        let mut log = Log::new(claid());
+        let mut last = 0;
+        for _ in 0..121 {
+            last = log.book(1, 1, false, u64::MAX).expect("books").at;
+        }
+        // 121st: one window of 60.05 s after the first.
+        assert_eq!(last, 1 + 60_050 * MS);
+    }
+
+    #[test]
+    fn even_spaces_by_the_slowest_limit() {
+        let mut log = Log::new(claid());
+        let a: Vec<u64> = (0..3)
+            .map(|_| log.book(1, 1, true, u64::MAX).expect("books").at)
+            .collect();
+        // max(1.02 s / 4, 60.05 s / 120) = 500.4166... ms, rounded up to whole ns.
+        let s = (60_050 * MS).div_ceil(120);
+        assert_eq!(a, [1, 1 + s, 1 + 2 * s]);
+    }
+
+    #[test]
+    fn given_back_slots_go_to_the_next_caller_who_fits() {
+        let mut log = Log::new(vec![Limit::new(1, S, 0)]);
+        let a = log.book(0, 1, false, u64::MAX).expect("books");
+        let b = log.book(0, 1, false, u64::MAX).expect("books");
+        let c = log.book(0, 1, false, u64::MAX).expect("books");
+        assert_eq!((a.at, b.at, c.at), (0, S, 2 * S));
+        // The middle one: the next caller still queues after c (FIFO), one span later,
+        // never beside c.
+        assert!(log.undo(&b));
+        assert!(!log.undo(&b), "given back once");
+        let d = log.book(0, 1, false, u64::MAX).expect("books");
+        assert_eq!(d.at, 3 * S);
+        // The tail: its instant goes to the next caller.
+        assert!(log.undo(&d));
+        assert_eq!(log.book(0, 1, false, u64::MAX).expect("books").at, 3 * S);
+        // With 1 per second and 2 of 3 slots given back in a 2-per-span limit, the
+        // freed capacity is used at the floor: two fit where one was.
+        let mut log = Log::new(vec![Limit::new(2, S, 0)]);
+        let v: Vec<Booked> = (0..4)
+            .map(|_| log.book(0, 1, false, u64::MAX).expect("books"))
+            .collect();
+        assert_eq!(v.iter().map(|b| b.at).collect::<Vec<_>>(), [0, 0, S, S]);
+        assert!(log.undo(&v[2]));
+        assert_eq!(log.book(0, 1, false, u64::MAX).expect("books").at, S);
+    }
+
+    #[test]
+    fn max_wait_books_nothing() {
+        let mut log = Log::new(vec![Limit::new(1, S, 0)]);
+        log.book(0, 1, false, 0).expect("books");
+        assert_eq!(log.book(0, 1, false, S - 1), Err(S));
+        assert_eq!(log.book(0, 1, false, S).expect("books").at, S);
+    }
+
+    #[test]
+    fn a_hold_delays_new_bookings() {
+        let mut log = Log::new(claid());
+        log.hold(5 * S);
+        assert!(log.is_held(S));
+        assert_eq!(log.book(S, 1, false, u64::MAX).expect("books").at, 5 * S);
+        assert!(!log.is_held(5 * S));
+    }
+
+    #[test]
+    fn huge_limits_are_scaled_and_stay_safe() {
+        let l = Limit::new(10_000, 86_400 * S, 0);
+        assert_eq!(
+            l,
+            Limit {
+                n: 3333,
+                span: 28_800 * S
+            }
+        );
+        let mut log = Log::new(vec![l]);
+        let mut units = Vec::new();
+        let mut now = 0;
+        for _ in 0..7000u64 {
+            // A client that sends each request at its slot, one per millisecond at most.
+            let b = log.book(now + MS, 1, false, u64::MAX).expect("books");
+            now = b.at;
+            units.push((b.at, 1));
+            // n sent within the span, plus the one just booked ahead.
+            assert!(log.runs() <= 3334, "{}", log.runs());
+        }
+        // Three bursts of 3333 ms-spaced sends, 8 h apart: 10 000 a day.
+        assert_eq!(units[3333].0, units[0].0 + 28_800 * S);
+        // 10 000 per day still holds over the real day.
+        assert_window_safe(
+            &[Limit {
+                n: 10_000,
+                span: 86_400 * S,
+            }],
+            &units,
+        );
+    }
+
+    #[test]
+    fn reports_of_used_units_are_respected() {
+        let mut log = Log::new(vec![Limit::new(4, S, 0)]);
+        // The server says 3 of 4 are used and the window frees 400 ms from now.
+        log.record_used(0, 3, 10 * S, 10 * S + 400 * MS);
+        let a: Vec<u64> = (0..3)
+            .map(|_| log.book(10 * S, 1, false, u64::MAX).expect("books").at)
+            .collect();
+        assert_eq!(a[0], 10 * S);
+        assert!(
+            a[1] >= 10 * S + 400 * MS && a[1] <= 10 * S + 400 * MS + 1,
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn idle_logs_are_reclaimable() {
+        let mut log = Log::new(claid());
+        log.book(S, 1, false, u64::MAX).expect("books");
+        assert!(!log.is_idle(S + 60 * S));
+        assert!(log.is_idle(S + 60_050 * MS));
+    }
+
+    /// Bytes one key's log occupies (struct and heap), for the figure in the docs:
+    /// `cargo test --all-features --lib memory_per_key -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "prints a figure"]
+    fn memory_per_key() {
+        let bytes = |log: &Log| {
+            std::mem::size_of::<Log>()
+                + log.runs.capacity() * std::mem::size_of::<(u64, u64)>()
+                + log.limits.capacity() * std::mem::size_of::<Limit>()
+        };
+        for (name, limits, gap) in [
+            ("claid, bursts of 4", claid(), 0),
+            ("claid, one per 500 ms", claid(), 500 * MS),
+            (
+                "10000/day, one per 8.64 s",
+                vec![Limit::new(10_000, 86_400 * S, 0)],
+                8_640 * MS,
+            ),
+        ] {
+            let mut log = Log::new(limits);
+            let mut now = 0;
+            let mut most = 0;
+            for _ in 0..20_000 {
+                let b = log.book(now, 1, false, u64::MAX).expect("books");
+                now = b.at + gap;
+                most = most.max(bytes(&log));
+            }
+            println!("{name}: {} runs, at most {most} bytes", log.runs());
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Book { dt: u64, cost: u64 },
+        UndoNewest,
+        Undo(usize),
+        Hold(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u64..400 * MS, 1u64..=3).prop_map(|(dt, cost)| Op::Book { dt, cost }),
+            1 => Just(Op::UndoNewest),
+            1 => any::<usize>().prop_map(Op::Undo),
+            1 => (0u64..2 * S).prop_map(Op::Hold),
+        ]
+    }
+
+    fn limits() -> impl Strategy<Value = Vec<Limit>> {
+        proptest::collection::vec((3u32..12, 1u64..5, 0u64..30), 1..=3).prop_map(|v| {
+            v.into_iter()
+                .map(|(n, secs, margin_ms)| Limit::new(n, secs * S, margin_ms * MS))
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Whatever is booked, given back (anywhere in the queue) or held, the units
+        /// left booked never exceed any limit in any interval, and bookings are FIFO.
+        #[test]
+        fn bookings_stay_window_safe(limits in limits(), even in any::<bool>(), ops in proptest::collection::vec(op(), 1..150)) {
+            let mut log = Log::new(limits.clone());
+            let mut now = 0;
+            let mut live: Vec<Booked> = Vec::new();
+            let mut held = 0;
+            let span = limits.iter().map(|l| l.span).max().unwrap_or(0);
+            for op in ops {
+                match op {
+                    Op::Book { dt, cost } => {
+                        now += dt;
+                        let b = log.book(now, cost, even, u64::MAX).expect("books");
+                        // FIFO: at or after everything still booked.
+                        let last_at = live.iter().map(|b| b.at).max().unwrap_or(0);
+                        prop_assert!(b.at >= now && b.at >= last_at && b.at >= held);
+                        live.push(b);
+                    }
+                    Op::UndoNewest => {
+                        if let Some(b) = live.pop() {
+                            // False only for a booking pruned as long past.
+                            prop_assert!(log.undo(&b) || b.at + span <= now);
+                        }
+                    }
+                    Op::Undo(i) if !live.is_empty() => {
+                        let b = live.remove(i % live.len());
+                        prop_assert!(log.undo(&b) || b.at + span <= now);
+                    }
+                    Op::Undo(_) => {}
+                    Op::Hold(d) => {
+                        held = held.max(now + d);
+                        log.hold(now + d);
+                    }
+                }
+            }
+            let units: Vec<(u64, u64)> = live.iter().map(|b| (b.at, b.cost)).collect();
+            assert_window_safe(&limits, &units);
+            if even {
+                let spacing = limits.iter().map(Limit::spacing).max().unwrap_or(0);
+                for w in live.windows(2) {
+                    prop_assert!(w[1].at >= w[0].at + w[0].cost * spacing);
+                }
+            }
+        }
+    }
+}
