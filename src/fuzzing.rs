@@ -180,9 +180,10 @@ pub fn hints(data: &[u8]) {
     }
     for status in [http::StatusCode::OK, http::StatusCode::TOO_MANY_REQUESTS] {
         let h = RateLimitHints::from_headers(status, &mixed, now).with_body(data);
-        if let Some(w) = h.wait() {
-            assert!(w < Duration::from_secs(u64::MAX / 2), "absurd wait {w:?}");
-        }
+        // A server may ask for any wait (`Retry-After: 11111111111111111111` is 3.5e11
+        // years); the parsers report it as said and the retry policy and pacer bound it
+        // (`max_total`, saturating deadlines), so only "no panic" is asked here.
+        let _ = h.wait();
         if let Some(q) = h.quotas() {
             assert!((1..=MAX_QUOTAS).contains(&q.len()));
         }
