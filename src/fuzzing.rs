@@ -116,7 +116,8 @@ pub fn header_key(data: &[u8]) {
     req.headers_mut().insert("x-api-key", v);
     let head = RequestHead::from_request(&req);
     for (i, x) in extractors.iter().enumerate() {
-        if let Ok(key) = x.extract(&head) {
+        if let Ok(token) = x.extract(&head) {
+            let key = token.as_str();
             assert!(!key.is_empty(), "empty key");
             // Field values allow SP and HTAB inside; the key is trimmed of both.
             assert!(

@@ -9,7 +9,7 @@
 //! | [`GlobalKey`] | [`Global`] | nothing: one limit for everyone |
 //! | [`PeerIp`](struct@PeerIp) | `IpAddr` | the connection's peer address (IPv6 grouped by /64) |
 //! | [`ClientIp`] | `IpAddr` | the one proxy header you name (`X-Forwarded-For`, `Forwarded` or `X-Real-IP`), only from trusted proxies |
-//! | [`HeaderKey`] | `String` | a header such as `Authorization: Bearer <key>` |
+//! | [`HeaderKey`] | [`HeaderToken`] | a header such as `Authorization: Bearer <key>` |
 //! | [`from_fn`] | yours | whatever your closure reads |
 //!
 //! No extractor panics on any input: malformed values are errors or, for
@@ -30,7 +30,7 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 
 use http::header::{AUTHORIZATION, HeaderName};
-use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
+use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri, Version};
 
 mod chain;
 mod cidr;
@@ -233,9 +233,9 @@ impl HeaderKey {
 }
 
 impl KeyExtractor for HeaderKey {
-    type Key = String;
+    type Key = HeaderToken;
 
-    fn extract(&self, req: &RequestHead<'_>) -> Result<String, KeyError> {
+    fn extract(&self, req: &RequestHead<'_>) -> Result<HeaderToken, KeyError> {
         let value = req
             .headers()
             .get(&self.name)
@@ -243,16 +243,16 @@ impl KeyExtractor for HeaderKey {
         if value.len() > self.max_len {
             return Err(KeyError::Invalid("header value (too long)"));
         }
-        let value = value
+        let text = value
             .to_str()
             .map_err(|_| KeyError::Invalid("header value (not visible ASCII)"))?;
         let key = match &self.scheme {
-            None => value.trim(),
+            None => text.trim(),
             Some(scheme) => {
-                let rest = value
+                let rest = text
                     .get(..scheme.len())
                     .filter(|p| p.eq_ignore_ascii_case(scheme))
-                    .and_then(|_| value.get(scheme.len()..))
+                    .and_then(|_| text.get(scheme.len()..))
                     .filter(|r| r.starts_with([' ', '\t']))
                     .ok_or(KeyError::Invalid("authorization scheme"))?;
                 rest.trim()
@@ -261,7 +261,110 @@ impl KeyExtractor for HeaderKey {
         if key.is_empty() {
             return Err(KeyError::Invalid("header value (empty)"));
         }
-        Ok(key.to_owned())
+        // `key` is a subslice of `text`: its offset is the distance between the two.
+        let start = key.as_ptr() as usize - text.as_ptr() as usize;
+        Ok(HeaderToken {
+            value: value.clone(),
+            start,
+            end: start + key.len(),
+        })
+    }
+}
+
+/// The key [`HeaderKey`] reads: the header's text after the scheme, trimmed.
+///
+/// It shares the request's header bytes (cloning a `HeaderValue` a server parsed copies a
+/// reference, not the bytes), so keying on a header allocates nothing per request. It
+/// compares, hashes and displays as that text; it is never kept beyond the request (the
+/// in-memory store keeps only a keyed fingerprint of it).
+///
+/// ```
+/// use tower_ratelimit::key::{HeaderKey, KeyExtractor, RequestHead};
+/// let req = http::Request::builder()
+///     .header("authorization", "Bearer  k-123 ")
+///     .body(())
+///     .expect("valid request");
+/// let key = HeaderKey::bearer().extract(&RequestHead::from_request(&req)).expect("key");
+/// assert_eq!(key.as_str(), "k-123");
+/// assert_eq!(key, "k-123");
+/// assert_eq!(key.to_string(), "k-123");
+/// ```
+#[derive(Clone)]
+pub struct HeaderToken {
+    /// Visible ASCII only (checked by the extractor).
+    value: HeaderValue,
+    start: usize,
+    end: usize,
+}
+
+impl HeaderToken {
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        // The extractor admitted only visible ASCII, so this is always valid UTF-8 and the
+        // range is in bounds; the fallback is never taken.
+        self.value
+            .as_bytes()
+            .get(self.start..self.end)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.value
+            .as_bytes()
+            .get(self.start..self.end)
+            .unwrap_or_default()
+    }
+}
+
+impl PartialEq for HeaderToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for HeaderToken {}
+
+impl Hash for HeaderToken {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so the token and its text land in the same bucket.
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialEq<str> for HeaderToken {
+    fn eq(&self, other: &str) -> bool {
+        self.bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for HeaderToken {
+    fn eq(&self, other: &&str) -> bool {
+        self.bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for HeaderToken {
+    fn eq(&self, other: &String) -> bool {
+        self.bytes() == other.as_bytes()
+    }
+}
+
+impl AsRef<str> for HeaderToken {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for HeaderToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for HeaderToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 

@@ -72,22 +72,27 @@ fn no_allocation_per_check_and_bytes_per_key() {
 }
 
 /// The middleware decides in `call` with no boxing and no allocation: an admitted request
-/// through `RateLimit` (headers off) allocates nothing beyond what the inner service does.
+/// through `RateLimit` (headers off) allocates nothing beyond what the inner service does,
+/// whatever the key: global, a closure's, the peer address, a header, the client address
+/// behind trusted proxies.
 fn middleware_allow_path_allocates_nothing() {
     use std::convert::Infallible;
+    use std::net::SocketAddr;
     use tower::{Layer, service_fn};
     use tower_ratelimit::RateLimitLayer;
     use tower_ratelimit::headers::HeaderStyle;
+    use tower_ratelimit::key::{ClientIp, HeaderKey, PeerIp};
 
     let inner = service_fn(|_req: http::Request<()>| async {
         Ok::<_, Infallible>(http::Response::new(()))
     });
     let open = || Quota::per_second(1_000_000_000).expect("valid");
+    let plain = || http::Request::new(());
     let global = RateLimitLayer::builder(open())
         .headers(HeaderStyle::None)
         .build()
         .layer(inner);
-    count_allow_path(global, "global key");
+    count_allow_path(global, plain, "global key");
     let keyed = RateLimitLayer::builder(open())
         .headers(HeaderStyle::None)
         .key(tower_ratelimit::key::from_fn(
@@ -95,10 +100,45 @@ fn middleware_allow_path_allocates_nothing() {
         ))
         .build()
         .layer(inner);
-    count_allow_path(keyed, "keyed");
+    count_allow_path(keyed, plain, "closure key");
+
+    // As a server builds them: the peer address in the extensions, header values sharing
+    // the connection's read buffer.
+    let buffer = bytes::Bytes::from(
+        b"GET / HTTP/1.1\r\nx-api-key: k-0123456789abcdef\r\nx-forwarded-for: 203.0.113.9, 192.0.2.1\r\n"
+            .to_vec(),
+    );
+    let served = move || {
+        let mut req = http::Request::new(());
+        req.extensions_mut()
+            .insert(SocketAddr::from(([192, 0, 2, 7], 40000)));
+        let value = |r| http::HeaderValue::from_maybe_shared(buffer.slice(r)).expect("valid");
+        req.headers_mut().insert("x-api-key", value(27..45));
+        req.headers_mut().insert("x-forwarded-for", value(64..86));
+        req
+    };
+    let peer = RateLimitLayer::builder(open())
+        .headers(HeaderStyle::None)
+        .key(PeerIp::new())
+        .build()
+        .layer(inner);
+    count_allow_path(peer, served.clone(), "PeerIp");
+    let header = RateLimitLayer::builder(open())
+        .headers(HeaderStyle::None)
+        .key(HeaderKey::new(http::HeaderName::from_static("x-api-key")))
+        .build()
+        .layer(inner);
+    count_allow_path(header, served.clone(), "HeaderKey");
+    // The peer and the last hop are trusted proxies: the client is 203.0.113.9.
+    let client = RateLimitLayer::builder(open())
+        .headers(HeaderStyle::None)
+        .key(ClientIp::x_forwarded_for(["192.0.2.0/24"]).expect("valid"))
+        .build()
+        .layer(inner);
+    count_allow_path(client, served, "ClientIp");
 }
 
-fn count_allow_path<S>(mut svc: S, what: &str)
+fn count_allow_path<S>(mut svc: S, mut request: impl FnMut() -> http::Request<()>, what: &str)
 where
     S: tower::Service<
             http::Request<()>,
@@ -115,10 +155,13 @@ where
         }
     }
     // Warm up (first key insertion, lazy statics).
-    let _ = poll_once(svc.call(http::Request::new(())));
+    let _ = poll_once(svc.call(request()));
+    // Built before counting: a request's own extensions and headers are the server's
+    // allocations, not the limiter's.
+    let requests: Vec<_> = (0..1_000).map(|_| request()).collect();
     let n = allocations(|| {
-        for _ in 0..1_000 {
-            let res = poll_once(svc.call(http::Request::new(()))).expect("infallible");
+        for req in requests {
+            let res = poll_once(svc.call(req)).expect("infallible");
             assert_eq!(res.status(), http::StatusCode::OK);
         }
     });

@@ -21,7 +21,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
 use tower_ratelimit::clock::ManualClock;
-use tower_ratelimit::key::{HeaderKey, RequestHead};
+use tower_ratelimit::key::{HeaderKey, HeaderToken, RequestHead};
 use tower_ratelimit::render::{self, Clarifai};
 use tower_ratelimit::store::memory::MemoryStore;
 use tower_ratelimit::store::{Check, Store, Tier, Tiers};
@@ -30,10 +30,10 @@ use tower_ratelimit::{MissingKey, Quota, RateLimitLayer, StoreError, Verdict};
 /// A store whose every check fails, as a Redis store failing closed does.
 struct DownStore(Tiers);
 
-impl Store<String> for DownStore {
+impl Store<HeaderToken> for DownStore {
     type Future = std::future::Ready<Result<tower_ratelimit::Outcome, StoreError>>;
 
-    fn check(&self, _key: &String, _tier: Tier, _cost: u32) -> Check<Self::Future> {
+    fn check(&self, _key: &HeaderToken, _tier: Tier, _cost: u32) -> Check<Self::Future> {
         Check::Ready(Err(StoreError::Unavailable(
             "connection refused (10.1.2.3:6379)".into(),
         )))
@@ -57,7 +57,7 @@ fn cost_header(h: &RequestHead<'_>) -> u32 {
         .unwrap_or(1)
 }
 
-async fn grpc_health<S: Store<String>>(layer: RateLimitLayer<HeaderKey, S>) -> SocketAddr {
+async fn grpc_health<S: Store<HeaderToken>>(layer: RateLimitLayer<HeaderKey, S>) -> SocketAddr {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)

@@ -70,7 +70,10 @@ async fn rejected_lines<E: KeyExtractor>(
 
 fn layer(
     log: KeyLog,
-) -> RateLimitLayer<HeaderKey, tower_ratelimit::store::memory::MemoryStore<String>> {
+) -> RateLimitLayer<
+    HeaderKey,
+    tower_ratelimit::store::memory::MemoryStore<tower_ratelimit::key::HeaderToken>,
+> {
     RateLimitLayer::builder(Quota::per_minute(1).expect("quota"))
         .key(HeaderKey::bearer())
         .log_keys(log)

@@ -37,7 +37,6 @@
 //! Windows are announced in whole seconds (`w`), rounded up, at least 1; policy names
 //! are Structured Field strings, with any byte outside printable ASCII replaced by `?`.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use http::header::{HeaderName, RETRY_AFTER};
@@ -47,8 +46,10 @@ use crate::decision::{Decision, QuotaState};
 use crate::quota::Quotas;
 
 mod plan;
+mod value;
 
 pub(crate) use plan::{HeaderPlan, PendingHeaders};
+use value::number;
 
 /// `RateLimit-Policy` (current draft).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -182,9 +183,8 @@ struct Policy {
 /// middleware keeps per layer (and per quota set, with overrides).
 ///
 /// [`apply`](Self::apply) clones the constant values (no allocation) and formats only the
-/// numbers that change; small numbers come from a shared table, so `Draft03`,
-/// `Draft03Claid` and `XRateLimit` usually allocate nothing and `Ietf` allocates the one
-/// `RateLimit` value.
+/// numbers that change, into values carved from a per-thread buffer (small numbers come
+/// from a shared table): no style allocates per response.
 #[derive(Debug, Clone)]
 pub struct PreparedHeaders {
     style: HeaderStyle,
@@ -218,6 +218,13 @@ impl PreparedHeaders {
             self.style.prepare(quotas).apply(decision, headers);
             return;
         }
+        self.apply_prepared(decision, headers);
+    }
+
+    /// [`apply`](Self::apply) for a decision known to be made against the quota set
+    /// prepared for (the header plan's tiers), without comparing the sets.
+    #[inline]
+    pub(crate) fn apply_prepared(&self, decision: &Decision<'_>, headers: &mut HeaderMap) {
         let binding = decision.binding();
         let i = binding.index();
         let reset = reset_secs(decision, &binding);
@@ -226,12 +233,9 @@ impl PreparedHeaders {
                 if let Some(policy) = &self.policy {
                     headers.insert(RATELIMIT_POLICY, policy.clone());
                 }
-                let mut buf = Buf::new(&self.item_prefix[i]);
-                buf.push_u64(binding.remaining());
-                buf.push(b";t=");
-                buf.push_u64(reset);
                 // Built only from an sf-string and digits: always a valid value.
-                if let Ok(v) = HeaderValue::from_bytes(buf.as_slice()) {
+                let prefix = &self.item_prefix[i];
+                if let Some(v) = value::with_numbers(prefix, binding.remaining(), b";t=", reset) {
                     headers.insert(RATELIMIT, v);
                 }
             }
@@ -328,109 +332,15 @@ fn header_value(s: String) -> HeaderValue {
     HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// How many small numbers are kept as ready-made values.
-const SMALL: usize = 1024;
-
-/// `HeaderValue`s for 0..SMALL over one static string: cloning them copies a pointer,
-/// where a fresh value allocates.
-static NUMBERS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
-    let mut all = String::new();
-    let mut ends = Vec::with_capacity(SMALL);
-    for n in 0..SMALL {
-        all.push_str(itoa::Buffer::new().format(n));
-        ends.push(all.len());
-    }
-    // One string for the life of the process, so the values can be `from_static`.
-    let all: &'static str = Box::leak(all.into_boxed_str());
-    let mut start = 0;
-    ends.into_iter()
-        .map(|end| {
-            let v = HeaderValue::from_static(&all[start..end]);
-            start = end;
-            v
-        })
-        .collect()
-});
-
-/// `n` as a header value, without allocating when it is small.
-fn number(n: u64) -> HeaderValue {
-    match usize::try_from(n) {
-        Ok(i) if i < SMALL => NUMBERS[i].clone(),
-        _ => HeaderValue::from(n),
-    }
-}
-
-/// A byte buffer on the stack, spilling to the heap for long policy names.
-struct Buf {
-    stack: [u8; 96],
-    len: usize,
-    heap: Option<Vec<u8>>,
-}
-
-impl Buf {
-    fn new(prefix: &[u8]) -> Self {
-        let mut b = Buf {
-            stack: [0; 96],
-            len: 0,
-            heap: None,
-        };
-        b.push(prefix);
-        b
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        if let Some(h) = &mut self.heap {
-            h.extend_from_slice(bytes);
-        } else if self.len + bytes.len() <= self.stack.len() {
-            self.stack[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-        } else {
-            let mut h = Vec::with_capacity(self.len + bytes.len() + 48);
-            h.extend_from_slice(&self.stack[..self.len]);
-            h.extend_from_slice(bytes);
-            self.heap = Some(h);
-        }
-    }
-
-    fn push_u64(&mut self, n: u64) {
-        self.push(itoa::Buffer::new().format(n).as_bytes());
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        match &self.heap {
-            Some(h) => h,
-            None => &self.stack[..self.len],
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn small_numbers_and_large_numbers_render_the_same() {
-        for n in [0u64, 1, 9, 10, 99, 1023, 1024, 65_536, u64::MAX] {
-            assert_eq!(number(n), HeaderValue::from(n), "{n}");
-        }
-    }
 
     #[test]
     fn sf_strings_escape_and_replace() {
         assert_eq!(sf_string("burst"), r#""burst""#);
         assert_eq!(sf_string(r#"a"b\c"#), r#""a\"b\\c""#);
         assert_eq!(sf_string("é\n"), r#""??""#);
-    }
-
-    #[test]
-    fn buffer_spills_to_heap_intact() {
-        let long = vec![b'x'; 200];
-        let mut b = Buf::new(b"ab");
-        b.push(&long);
-        b.push_u64(42);
-        assert_eq!(b.as_slice().len(), 204);
-        assert!(b.as_slice().ends_with(b"x42"));
-        assert!(b.as_slice().starts_with(b"abx"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use http::HeaderMap;
 
 use super::{HeaderStyle, PreparedHeaders};
 use crate::decision::{Decision, Outcome};
+use crate::quota::Quotas;
 use crate::store::{Tier, Tiers};
 
 /// The quota tiers with their header values pre-rendered, shared by the layer and the
@@ -23,25 +24,38 @@ impl HeaderPlan {
         HeaderPlan { tiers, prepared }
     }
 
-    /// Adds the headers of `outcome`, decided against `tier`.
-    pub(crate) fn apply(&self, outcome: Outcome, tier: Tier, headers: &mut HeaderMap) {
-        let quotas = self
-            .tiers
-            .get(tier)
-            .unwrap_or_else(|| self.tiers.default_set());
-        self.apply_decision(&outcome.attach(quotas), tier, headers);
+    /// The tier's quota set and its prepared headers (an unknown tier falls back to the
+    /// default set, as stores do).
+    #[inline]
+    fn tier(&self, tier: Tier) -> (&Quotas, &PreparedHeaders) {
+        match (self.tiers.get(tier), self.prepared.get(tier.0)) {
+            (Some(quotas), Some(prepared)) => (quotas, prepared),
+            _ => (self.tiers.default_set(), &self.prepared[0]),
+        }
     }
 
-    /// Adds the headers of a decision already in hand (an unknown tier falls back to
-    /// the default set, as stores do).
+    /// Adds the headers of `outcome`, decided against `tier`.
+    #[inline]
+    pub(crate) fn apply(&self, outcome: Outcome, tier: Tier, headers: &mut HeaderMap) {
+        let (quotas, prepared) = self.tier(tier);
+        // `prepared` was rendered from `quotas` itself: no need to compare the sets.
+        prepared.apply_prepared(&outcome.attach(quotas), headers);
+    }
+
+    /// Adds the headers of a decision already in hand, made by a store against its own
+    /// copy of the tier's quotas (compared before the prepared values are trusted).
     pub(crate) fn apply_decision(
         &self,
         decision: &Decision<'_>,
         tier: Tier,
         headers: &mut HeaderMap,
     ) {
-        let prepared = self.prepared.get(tier.0).unwrap_or(&self.prepared[0]);
-        prepared.apply(decision, headers);
+        let (quotas, prepared) = self.tier(tier);
+        if std::ptr::eq(quotas, decision.quotas()) {
+            prepared.apply_prepared(decision, headers);
+        } else {
+            prepared.apply(decision, headers);
+        }
     }
 }
 
