@@ -16,6 +16,7 @@ use tower_ratelimit::{Quota, Quotas, RateLimitLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
     let quotas = Quotas::new([
         Quota::per_second(10)?.named("burst"),
         Quota::per_minute(300)?.named("minute"),

@@ -30,6 +30,7 @@ use tower_ratelimit::{Quota, RateLimitLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
     // Only addresses of proxies you run belong here: a trusted peer speaks for clients.
     let key = ClientIp::x_forwarded_for(["127.0.0.0/8", "::1"])?;
     let layer = RateLimitLayer::builder(Quota::per_minute(5)?.named("minute"))

@@ -24,6 +24,7 @@ async fn edit() -> Json<serde_json::Value> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
     let layer = RateLimitLayer::builder(Quotas::claid())
         .key(HeaderKey::bearer())
         .headers(HeaderStyle::Draft03Claid)

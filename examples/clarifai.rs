@@ -28,6 +28,7 @@ async fn model_types() -> Json<serde_json::Value> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
     let layer = RateLimitLayer::builder(Quotas::clarifai())
         .key(HeaderKey::clarifai())
         .renderer(render::Clarifai::default())

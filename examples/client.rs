@@ -33,6 +33,13 @@ const DEFAULT_REQUESTS: usize = 100;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    // Logs to stderr, `RUST_LOG` honoured (default `warn`).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let target = match std::env::var("TARGET") {
         // A bare server URL (as `cargo run --example claid` prints it) means its route.
         Ok(url) if !url.is_empty() => match url.parse::<http::Uri>()?.path() {

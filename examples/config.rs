@@ -41,6 +41,7 @@ fn describe(tiers: &Tiers) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
     let path = std::env::var_os("LIMITS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/limits.toml"));

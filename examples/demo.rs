@@ -26,6 +26,7 @@ const PER_SECOND: u32 = 10;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
     let layer = RateLimitLayer::builder(Quotas::claid())
         .key(HeaderKey::bearer())
         .headers(HeaderStyle::Draft03Claid)

@@ -19,6 +19,7 @@ use tower_ratelimit::{Quota, RateLimitLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
     // The recorder first: the layer registers its counters when it is built.
     let prometheus = PrometheusBuilder::new().install_recorder()?;
     let layer = RateLimitLayer::builder(Quota::per_minute(5)?.named("minute"))

@@ -26,6 +26,7 @@ use tower_ratelimit::{Quota, RateLimitLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let store = RedisStore::builder(Quota::per_minute(10)?.named("minute"))
         .prefix("example:")

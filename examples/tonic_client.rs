@@ -11,6 +11,13 @@ use tonic_health::pb::health_client::HealthClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Logs to stderr, `RUST_LOG` honoured (default `warn`).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let target = std::env::var("TARGET").unwrap_or_else(|_| "http://127.0.0.1:3000".into());
     let channel = tonic::transport::Channel::from_shared(target)?
         .connect()

@@ -1,5 +1,5 @@
 //! Shared by the HTTP examples: bind `127.0.0.1:$PORT` and announce it with the
-//! `listening on http://127.0.0.1:<port>` line that scripts wait for.
+//! `listening on http://127.0.0.1:<port>` line that scripts wait for; log to stderr.
 
 use std::error::Error;
 
@@ -18,4 +18,15 @@ pub(crate) async fn listen(default_port: u16) -> Result<TcpListener, Box<dyn Err
         listener.local_addr()?.port()
     );
     Ok(listener)
+}
+
+/// Logs to stderr with the `RUST_LOG` filter (default `warn`, so an operator sees the
+/// limiter's warnings: a store that fails, a breaker that opens or closes).
+pub(crate) fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -83,15 +83,17 @@ use crate::store::generations::Generations;
 use crate::store::memory::MemoryStore;
 use crate::store::{Check, Store, Tier, Tiers};
 
+mod breaker;
 mod config;
 mod conn;
 mod deny_cache;
 mod key_name;
 mod reply;
 
+use breaker::Breaker;
 pub use config::{
-    ConnectError, DEFAULT_DENY_CACHE, DEFAULT_PREFIX, DEFAULT_TIMEOUT, FailurePolicy,
-    RedisStoreBuilder,
+    ConnectError, DEFAULT_BREAKER_AFTER, DEFAULT_DENY_CACHE, DEFAULT_PREFIX, DEFAULT_TIMEOUT,
+    FailurePolicy, RedisStoreBuilder,
 };
 use conn::{Call, Connection};
 use deny_cache::{Denial, DenyCache};
@@ -132,6 +134,11 @@ struct Inner {
     round_trips: AtomicU64,
     cache_hits: AtomicU64,
     failures: AtomicU64,
+    /// Checks the open breaker answered by the policy without asking Redis.
+    short_circuited: AtomicU64,
+    /// Background probes sent while the breaker was open.
+    probes: AtomicU64,
+    breaker: Arc<Breaker>,
     /// Failure warnings go out at most once a second.
     warn_gate: IntervalGate,
 }
@@ -205,8 +212,14 @@ pub struct RedisStats {
     pub round_trips: u64,
     /// Checks denied by the local deny cache, without a round trip.
     pub cache_hits: u64,
-    /// Checks where Redis failed or timed out (and the failure policy answered).
+    /// Checks where Redis failed or timed out (and the failure policy answered): each of
+    /// them waited for Redis, up to the timeout.
     pub failures: u64,
+    /// Checks answered by the failure policy at once, without asking Redis, because the
+    /// breaker was open (Redis failed several times in a row).
+    pub short_circuited: u64,
+    /// Background probes (`PING`, one at a time) sent while the breaker was open.
+    pub probes: u64,
 }
 
 impl fmt::Debug for RedisStore {
@@ -249,6 +262,9 @@ impl RedisStore {
                 round_trips: AtomicU64::new(0),
                 cache_hits: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
+                short_circuited: AtomicU64::new(0),
+                probes: AtomicU64::new(0),
+                breaker: Arc::new(Breaker::new(b.breaker_after)),
                 warn_gate: IntervalGate::per_second(),
             }),
         }
@@ -306,6 +322,8 @@ impl RedisStore {
             round_trips: self.inner.round_trips.load(Relaxed),
             cache_hits: self.inner.cache_hits.load(Relaxed),
             failures: self.inner.failures.load(Relaxed),
+            short_circuited: self.inner.short_circuited.load(Relaxed),
+            probes: self.inner.probes.load(Relaxed),
         }
     }
 
@@ -400,11 +418,62 @@ impl Inner {
                 .record(started.elapsed().as_secs_f64());
         }
         match &result {
-            Err(StoreError::Timeout) => self.conn.timed_out(),
-            Ok(_) => self.conn.answered(),
-            Err(_) => {}
+            Err(StoreError::Timeout) => {
+                self.conn.timed_out();
+                self.breaker.failure();
+            }
+            Ok(_) => {
+                self.conn.answered();
+                self.breaker.success();
+            }
+            Err(_) => self.breaker.failure(),
         }
         result
+    }
+
+    /// One probe while the breaker is open: `PING`, bounded by the timeout.
+    async fn probe(self: Arc<Self>, guard: breaker::ProbeGuard) {
+        self.probes.fetch_add(1, Relaxed);
+        let conn = self.conn.get();
+        match tokio::time::timeout(self.timeout, conn.ping()).await {
+            Ok(Ok(())) => {
+                self.conn.answered();
+                self.breaker.success();
+            }
+            Ok(Err(e)) => {
+                if e.is_timeout() {
+                    self.conn.timed_out();
+                }
+                self.breaker.probe_failed();
+            }
+            Err(_) => {
+                self.conn.timed_out();
+                self.breaker.probe_failed();
+            }
+        }
+        drop(guard);
+    }
+
+    /// A check while the breaker is open: the policy's answer now, and a background
+    /// probe if one is due.
+    fn short_circuit(
+        self: &Arc<Self>,
+        config: &Gen,
+        g: u32,
+        stem: &str,
+        t: usize,
+        cost: u32,
+    ) -> Result<Outcome, StoreError> {
+        if let Some(guard) = self.breaker.try_probe() {
+            // Without a runtime (a check outside tokio) the next check in one will probe.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(Arc::clone(self).probe(guard));
+            }
+        }
+        self.short_circuited.fetch_add(1, Relaxed);
+        let e = StoreError::Unavailable("Redis failing; circuit breaker open".into());
+        self.warn(&e);
+        self.by_policy(e, config, g, stem, t, cost)
     }
 
     /// A full check on Redis: the call, the deny cache's bookkeeping, the failure policy.
@@ -453,6 +522,20 @@ impl Inner {
     ) -> Result<Outcome, StoreError> {
         self.failures.fetch_add(1, Relaxed);
         self.warn(&e);
+        self.by_policy(e, config, g, stem, t, cost)
+    }
+
+    /// The failure policy's answer to a check Redis could not decide, under
+    /// configuration `config` (generation `g`).
+    fn by_policy(
+        &self,
+        e: StoreError,
+        config: &Gen,
+        g: u32,
+        stem: &str,
+        t: usize,
+        cost: u32,
+    ) -> Result<Outcome, StoreError> {
         match self.policy {
             FailurePolicy::FailOpen => {
                 let quotas = config.quotas(t);
@@ -532,6 +615,9 @@ impl<K: fmt::Display> Store<K> for RedisStore {
                 Some((hit.quota, hit.wait_us)),
             )
             .in_generation(g)));
+        }
+        if inner.breaker.is_open() {
+            return Check::Ready(inner.short_circuit(config, g, &stem, t, cost));
         }
         let inner = Arc::clone(&self.inner);
         Check::Pending(RedisCheck(Box::pin(inner.decide(g, stem, t, cost))))

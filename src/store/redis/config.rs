@@ -105,6 +105,7 @@ pub struct RedisStoreBuilder {
     pub(super) timeout: Duration,
     pub(super) policy: FailurePolicy,
     pub(super) deny_cache: usize,
+    pub(super) breaker_after: u32,
     pub(super) key_names: KeyNames,
     /// Whether `key_secret` was called (else the public default secret is in use).
     pub(super) secret_len: Option<usize>,
@@ -117,6 +118,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 pub const DEFAULT_PREFIX: &str = "rl:";
 /// Default bound of the deny cache, in keys.
 pub const DEFAULT_DENY_CACHE: usize = 10_000;
+/// Default number of failures in a row that open the breaker.
+pub const DEFAULT_BREAKER_AFTER: u32 = 3;
 
 impl RedisStoreBuilder {
     pub(super) fn new(tiers: Tiers) -> Self {
@@ -126,6 +129,7 @@ impl RedisStoreBuilder {
             timeout: DEFAULT_TIMEOUT,
             policy: FailurePolicy::default(),
             deny_cache: DEFAULT_DENY_CACHE,
+            breaker_after: DEFAULT_BREAKER_AFTER,
             key_names: KeyNames::hashed(DEFAULT_SECRET),
             secret_len: None,
             raw_key_names: false,
@@ -209,6 +213,16 @@ impl RedisStoreBuilder {
     /// round trip until they could be admitted again (see [`RedisStore`]).
     pub fn deny_cache(mut self, max_keys: usize) -> Self {
         self.deny_cache = max_keys;
+        self
+    }
+
+    /// Failures (errors or timeouts) in a row after which the store stops asking Redis
+    /// (default 3; `0` never stops): checks are then answered by the [`FailurePolicy`] at
+    /// once, without waiting the timeout, while one background `PING` at a time (every
+    /// 250 ms, backing off to 2 s) asks whether Redis is back. The first answer closes
+    /// the breaker. An outage then costs a request nothing but the policy's answer.
+    pub fn breaker(mut self, failures_in_a_row: u32) -> Self {
+        self.breaker_after = failures_in_a_row;
         self
     }
 

@@ -169,6 +169,15 @@ impl Conn {
         }
     }
 
+    /// `PING`: is the server answering?
+    pub(super) async fn ping(&self) -> RedisResult<()> {
+        let cmd = ::redis::cmd("PING");
+        match self {
+            Conn::Single(c) => cmd.query_async::<String>(&mut c.clone()).await.map(drop),
+            Conn::Cluster(c) => cmd.query_async::<String>(&mut c.clone()).await.map(drop),
+        }
+    }
+
     /// Loads the script so that the first checks need no EVAL.
     pub(super) async fn load_script(&self) -> RedisResult<()> {
         let mut cmd = ::redis::cmd("SCRIPT");
