@@ -205,6 +205,22 @@ impl Bytes<'_> {
     }
 }
 
+/// Quotas as text (`"4/s burst 2, 120/min"`): never a panic, and whatever parses prints
+/// back to text that parses to the same quota or set.
+pub fn quota_text(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(q) = text.parse::<Quota>() {
+        assert_eq!(q.to_string().parse::<Quota>().ok(), Some(q.clone()), "{q}");
+    }
+    if let Ok(set) = text.parse::<Quotas>() {
+        assert_eq!(
+            set.to_string().parse::<Quotas>().ok(),
+            Some(set.clone()),
+            "{set}"
+        );
+    }
+}
+
 /// Quotas from arbitrary numbers: construction is an error or a valid set, and a
 /// limiter over it on a manual clock never admits more than `b + floor(L/T)` per quota
 /// over the elapsed time `L`, whatever the clock does.

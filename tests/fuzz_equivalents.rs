@@ -168,6 +168,21 @@ fn fuzz_entry_points_hold_under_proptest() {
         fuzzing::header_key,
     );
     check("quota/any", any_bytes(), 16 << 10, 0, fuzzing::quota);
+    check(
+        "quota_text/any",
+        any_bytes(),
+        16 << 10,
+        16,
+        fuzzing::quota_text,
+    );
+    check(
+        "quota_text/shaped",
+        "[0-9]{1,6}/[0-9]{0,3}(s|min|h|d|ms|sec)( burst [0-9]{1,4})?(, [0-9]{1,4}/(s|min))?"
+            .prop_map(String::into_bytes),
+        16 << 10,
+        16,
+        fuzzing::quota_text,
+    );
     #[cfg(feature = "client")]
     {
         check("hints/any", any_bytes(), 64 << 10, 256, fuzzing::hints);

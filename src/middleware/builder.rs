@@ -149,13 +149,16 @@ impl<E: KeyExtractor, Src> RateLimitLayerBuilder<E, Src> {
     /// configuration error, logged), never counted against the default set.
     ///
     /// ```
-    /// use tower_ratelimit::{Quotas, RateLimitLayer, key::HeaderKey, store::{Tier, Tiers}};
+    /// use tower_ratelimit::{Quotas, RateLimitLayer, key::{HeaderKey, HeaderToken}};
+    /// use tower_ratelimit::store::{Tier, Tiers};
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let tiers = Tiers::new("4/s".parse::<Quotas>()?).plan("pro", "40/s".parse::<Quotas>()?);
     /// let pro = tiers.tier("pro").ok_or("no pro plan")?;
     /// let layer = RateLimitLayer::builder(tiers)
     ///     .key(HeaderKey::bearer())
-    ///     .tiers(move |key: &String| if key.starts_with("pro_") { pro } else { Tier::DEFAULT })
+    ///     .tiers(move |key: &HeaderToken| {
+    ///         if key.as_str().starts_with("pro_") { pro } else { Tier::DEFAULT }
+    ///     })
     ///     .build();
     /// # let _ = layer;
     /// # Ok(()) }

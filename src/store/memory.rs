@@ -562,7 +562,7 @@ const TRACKED_KEYS: &str = "tower_ratelimit_tracked_keys";
 /// use tower_ratelimit::{Quotas, store::{Check, Store, Tier, Tiers, memory::MemoryStore}};
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = MemoryStore::<&str>::new("2/s".parse::<Quotas>()?);
-/// let admitted = |store: &MemoryStore<&str>| {
+/// let admitted = |store: &MemoryStore<&'static str>| {
 ///     (0..10)
 ///         .filter(|_| matches!(store.check(&"k", Tier(0), 1), Check::Ready(Ok(o)) if o.is_allowed()))
 ///         .count()
