@@ -87,8 +87,9 @@ fn expired_keys_are_reclaimed_by_normal_inserts() {
         l.check_key(&k).expect("cost 1");
     }
     assert_eq!(l.len(), 10_000);
-    // One second later every state equals "never seen"; new keys trigger sweeps.
-    clock.advance(Duration::from_secs(1));
+    // One second later every state equals "never seen"; sweeps (run by new keys) reap
+    // states that have been empty for a second, so two seconds later they are reaped.
+    clock.advance(Duration::from_secs(2));
     for k in 10_000..20_000u64 {
         l.check_key(&k).expect("cost 1");
     }

@@ -51,6 +51,11 @@ fn carried<Vo: Cell, Vn: Cell>(
     Some(Vn::encode(new, &next, at_ns >> new.shift))
 }
 
+/// How long a state must have been empty before a sweep (run by new keys) reaps it.
+/// A reading that steps back by less than this finds every state exactly as a table
+/// that never reaps would: only a state empty at the earlier reading too is gone.
+const REAP_GRACE_NS: u64 = 1_000_000_000;
+
 /// The clock reading in the set's unit, capped far from overflow.
 #[inline]
 fn now_units<C: Clock>(clock: &C, quotas: &Quotas) -> u64 {
@@ -387,9 +392,12 @@ where
                 .take(fp)
                 .and_then(|w| carried::<Cell128, V>(&prev.quotas, w, &self.quotas, at_ns)),
         });
+        // Sweeps reap only states that were already empty a second ago: a clock that
+        // steps back by less than that then still finds every state it could need.
+        let reap_at = now.saturating_sub(REAP_GRACE_NS >> self.quotas.shift);
         table.with_fp(
             fp,
-            |cell| cell.try_reap(&self.quotas, now),
+            |cell| cell.try_reap(&self.quotas, reap_at),
             |live| self.admit_new(live).map_err(Miss::Check),
             |cell| {
                 if let Some(word) = carried
