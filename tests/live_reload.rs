@@ -31,7 +31,7 @@ fn outcome<K: std::hash::Hash + Eq + Clone + Send + Sync + 'static>(
 /// after one of the new set.
 #[test]
 #[ignore = "known race: a reload that overlaps a resize of the keyed table can lose a key's \
-            carried state (seen once in 5 runs: 2 admitted under the old set, then 20 under the \
+            carried state (seen once in three runs: 2 admitted under the old set, then 20 under the \
             new); run with `cargo test --all-features --test live_reload -- --ignored`"]
 fn concurrent_requests_see_the_old_set_or_the_new_one() {
     const THREADS: usize = 4;
