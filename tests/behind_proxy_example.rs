@@ -3,36 +3,12 @@
 //! each client its own 5.
 #![cfg(feature = "axum")]
 
+mod example_bin;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Builds (if needed) and locates the example binary next to this test's directory.
-fn example_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "behind_proxy",
-            "--all-features",
-        ])
-        .status()
-        .expect("run cargo build --example behind_proxy");
-    assert!(built.success(), "the behind_proxy example builds");
-    let exe = std::env::current_exe().expect("this test binary");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/behind_proxy
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("examples").join("behind_proxy");
-    assert!(bin.exists(), "{} exists", bin.display());
-    bin
-}
 
 /// The running example, killed on drop.
 struct Example {
@@ -48,7 +24,7 @@ impl Drop for Example {
 }
 
 fn start() -> Example {
-    let mut child = Command::new(example_binary())
+    let mut child = Command::new(example_bin::build("behind_proxy", &["--all-features"]))
         .env("PORT", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

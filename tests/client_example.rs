@@ -2,30 +2,14 @@
 //! failed request is counted (`errors=1`) and the run goes on to print both contract
 //! lines.
 
+mod example_bin;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-/// Builds (if needed) and locates the example binary next to this test's directory.
-fn example_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--quiet", "--example", "client", "--all-features"])
-        .status()
-        .expect("run cargo build --example client");
-    assert!(built.success(), "the client example builds");
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/client
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target profile dir");
-    profile_dir.join("examples").join("client")
-}
 
 /// An HTTP/1.1 server on 127.0.0.1:0 answering 200 to every request but the third,
 /// whose connection it closes without an answer. Returns its URL.
@@ -89,7 +73,7 @@ fn field(line: &str, name: &str) -> String {
 
 #[test]
 fn a_failed_request_is_counted_not_fatal() {
-    let bin = example_binary();
+    let bin = example_bin::build("client", &["--all-features"]);
     let url = start_flaky_server();
     let out = Command::new(bin)
         .env("TARGET", &url)

@@ -3,34 +3,13 @@
 //! and verdict, the near-limit admissions and the tracked keys, in Prometheus text.
 #![cfg(all(feature = "metrics", feature = "axum"))]
 
+mod example_bin;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn example_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "metrics",
-            "--features",
-            "metrics,axum",
-        ])
-        .status()
-        .expect("run cargo build --example metrics");
-    assert!(built.success(), "the metrics example builds");
-    let exe = std::env::current_exe().expect("this test binary");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    profile_dir.join("examples").join("metrics")
-}
 
 struct Example(Child);
 
@@ -93,12 +72,15 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[test]
 fn metrics_count_what_clients_saw() {
-    let mut child = Command::new(example_binary())
-        .env("PORT", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the example");
+    let mut child = Command::new(example_bin::build(
+        "metrics",
+        &["--features", "metrics,axum"],
+    ))
+    .env("PORT", "0")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("start the example");
     let stdout = child.stdout.take().expect("piped stdout");
     let example = Example(child);
     let mut line = String::new();

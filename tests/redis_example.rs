@@ -2,6 +2,7 @@
 //! 10 requests per minute from one client between them, not 20.
 #![cfg(all(feature = "redis", feature = "axum"))]
 
+mod example_bin;
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,25 +10,6 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Builds (if needed) and locates the example binary next to this test's directory.
-fn example_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--quiet", "--example", "redis", "--all-features"])
-        .status()
-        .expect("run cargo build --example redis");
-    assert!(built.success(), "the redis example builds");
-    let exe = std::env::current_exe().expect("this test binary");
-    // target/<profile>/deps/<test> -> target/<profile>/examples/redis
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("examples").join("redis");
-    assert!(bin.exists(), "{} exists", bin.display());
-    bin
-}
 
 /// A running copy of the example, killed on drop.
 struct Example {
@@ -85,7 +67,7 @@ fn two_copies_share_one_limit() {
         return;
     }
     let server = support::RedisServer::start();
-    let bin = example_binary();
+    let bin = example_bin::build("redis", &["--all-features"]);
     let a = start_example(&bin, &server.url());
     let b = start_example(&bin, &server.url());
     assert_ne!(a.port, b.port);
