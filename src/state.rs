@@ -77,7 +77,9 @@ impl<T> ZeroIsEmpty for T {}
 pub(crate) trait Cell: ZeroIsEmpty + Default + Send + Sync + 'static {
     /// Decides and, if admitted, stores. `None` if the cell is a tombstone.
     fn check(&self, quotas: &Quotas, now: u64, cost: u64) -> Option<Raw>;
-    /// Turns an expired cell (every TAT at or before `now`) into a tombstone.
+    /// Turns an expired cell (every TAT at or before `now`) into a tombstone. Never an
+    /// empty one: a slot is claimed empty and then filled (checked, or given a carried
+    /// state), and reaping it in between would drop the state being carried in.
     fn try_reap(&self, quotas: &Quotas, now: u64) -> bool;
     /// Whether the cell is a tombstone (and not frozen).
     fn is_dead(&self) -> bool;
@@ -140,7 +142,9 @@ impl Cell for Cell64 {
 
     fn try_reap(&self, _: &Quotas, now: u64) -> bool {
         let cur = self.0.load(Relaxed);
-        cur < DEAD64
+        // An empty cell was just claimed (or revived) by a request about to use it.
+        cur != 0
+            && cur < DEAD64
             && cur <= now
             && self
                 .0
@@ -258,7 +262,8 @@ impl Cell for Cell128 {
 
     fn try_reap(&self, quotas: &Quotas, now: u64) -> bool {
         let cur = self.0.load(Relaxed);
-        if cur >= DEAD128 {
+        // An empty cell was just claimed (or revived) by a request about to use it.
+        if cur == 0 || cur >= DEAD128 {
             return false;
         }
         let params = quotas.params();

@@ -52,8 +52,10 @@
 //! # Retirement (live reconfiguration)
 //!
 //! When the quota sets change, the store starts a new table for the new generation and
-//! *retires* the old one: it links no table after that, the reloader finishes any resize
-//! (so every state sits in the chain's last table), and then every slot is frozen, key by
+//! *retires* the old one: the reloader seals the end of the chain (no table is linked
+//! after it: sealing and linking race on the same once-cell, so either the seal wins or
+//! the reloader sees the new table and moves into it before sealing that one), finishes
+//! any resize (so every state sits in the chain's last table), and then every slot is frozen, key by
 //! key, as the new generation takes the states over ([`CellTable::take`],
 //! [`CellTable::drain`]). A request still working on the retired table that meets a
 //! frozen slot with nowhere to follow gets [`Retired`] and starts again in the current
@@ -61,8 +63,7 @@
 
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{
-    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-    Ordering::SeqCst, fence,
+    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, fence,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -101,7 +102,10 @@ pub(crate) struct Table<C: Cell> {
     mask: usize,
     /// Slots whose fingerprint is claimed (live or tombstone).
     used: AtomicUsize,
-    next: OnceLock<Arc<Table<C>>>,
+    /// The table after this one, once linked; `Some(None)` once the chain is retired
+    /// and this is its end: sealing and linking race on this one cell, so a table is
+    /// never linked behind a retired chain's end (where the reloader would miss it).
+    next: OnceLock<Option<Arc<Table<C>>>>,
     /// Next migration chunk to hand out, and chunks whose move has finished.
     migrate_cursor: AtomicUsize,
     migrated_chunks: AtomicUsize,
@@ -112,8 +116,6 @@ pub(crate) struct Table<C: Cell> {
     window_live: AtomicUsize,
     /// Live keys of the whole table chain (shared).
     live: Arc<AtomicUsize>,
-    /// Set once the chain's generation is replaced (shared): no table is linked after.
-    retired: Arc<AtomicBool>,
 }
 
 /// The table belongs to a replaced generation: start again in the current one.
@@ -122,10 +124,6 @@ pub(crate) struct Retired;
 
 impl<C: Cell> Table<C> {
     pub(crate) fn new(capacity: usize, live: Arc<AtomicUsize>) -> Self {
-        Self::new_in(capacity, live, Arc::default())
-    }
-
-    fn new_in(capacity: usize, live: Arc<AtomicUsize>, retired: Arc<AtomicBool>) -> Self {
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
         Table {
             slots: alloc::slots(capacity),
@@ -139,13 +137,18 @@ impl<C: Cell> Table<C> {
             window_slots: AtomicUsize::new(0),
             window_live: AtomicUsize::new(0),
             live,
-            retired,
         }
+    }
+
+    /// The table linked after this one.
+    #[inline]
+    fn next(&self) -> Option<&Arc<Table<C>>> {
+        self.next.get().and_then(Option::as_ref)
     }
 
     /// Whether this is the end of a retired chain: nowhere further to go.
     fn is_retired_end(&self) -> bool {
-        self.next.get().is_none() && self.retired.load(SeqCst)
+        matches!(self.next.get(), Some(None))
     }
 
     fn capacity(&self) -> usize {
@@ -187,26 +190,26 @@ impl<C: Cell> Table<C> {
         self.used.load(Relaxed) * 4 >= self.capacity() * 3
     }
 
-    /// The table after this one, linking a new one if there is none yet. Only links: the
-    /// move is done chunk by chunk.
-    fn next_or_link(&self) -> &Table<C> {
-        self.next.get_or_init(|| {
+    /// The table after this one, linking a new one if there is none yet (`None` at the
+    /// end of a retired chain). Only links: the move is done chunk by chunk.
+    fn next_or_link(&self) -> Option<&Table<C>> {
+        let next = self.next.get_or_init(|| {
             // The keys it will hold: this table's (the global count may still include
             // keys that have expired but are not reaped yet, and a young table behind an
             // old one holds only part of them), and the new keys that arrive while this
             // table is moved, one chunk per insert. Half load, as after any resize.
             let keys = self.live.load(Relaxed).min(self.used.load(Relaxed));
-            self.link_sized(keys)
-        })
+            Some(self.link_sized(keys))
+        });
+        next.as_deref()
     }
 
     /// A next table for `keys` keys plus the inserts that arrive during the move.
     fn link_sized(&self, keys: usize) -> Arc<Table<C>> {
         let arriving = self.capacity() / self.migrate_chunk_len();
-        Arc::new(Table::new_in(
+        Arc::new(Table::new(
             keys.saturating_add(arriving).saturating_mul(2),
             self.live.clone(),
-            self.retired.clone(),
         ))
     }
 
@@ -217,10 +220,10 @@ impl<C: Cell> Table<C> {
         if self.is_retired_end() {
             return None;
         }
-        let next = if let Some(next) = self.next.get() {
+        let next = if let Some(next) = self.next() {
             next
         } else if self.is_crowded() {
-            self.next_or_link()
+            self.next_or_link()?
         } else {
             return None;
         };
@@ -237,7 +240,7 @@ impl<C: Cell> Table<C> {
     /// Moves one chunk of this table into its next table, reaping expired cells instead
     /// of carrying them. `false` if there was no chunk left to hand out.
     fn migrate_chunk(&self, reap: &impl Fn(&C) -> bool) -> bool {
-        let Some(next) = self.next.get() else {
+        let Some(next) = self.next() else {
             return false;
         };
         let len = self.migrate_chunk_len();
@@ -280,11 +283,9 @@ impl<C: Cell> Table<C> {
             self.window_slots.store(0, Relaxed);
             self.window_live.store(0, Relaxed);
             let estimate = seen_live.saturating_mul(self.capacity()) / slots;
-            if self.capacity() > MIN_CAPACITY
-                && estimate.saturating_mul(8) < self.capacity()
-                && !self.retired.load(SeqCst)
-            {
-                let _ = self.next.get_or_init(|| self.link_sized(estimate));
+            // A sealed (retired) end keeps its seal: `get_or_init` then links nothing.
+            if self.capacity() > MIN_CAPACITY && estimate.saturating_mul(8) < self.capacity() {
+                let _ = self.next.get_or_init(|| Some(self.link_sized(estimate)));
             }
         }
     }
@@ -305,10 +306,17 @@ fn carry<C: Cell>(mut to: &Table<C>, fp: u64, word: C::Word) {
                 if slot.cell.adopt(word) {
                     return;
                 }
-                // Frozen while still empty: the state must go further on.
-                to = to.next_or_link();
+                // Frozen while still empty: the state must go further on (at a sealed
+                // end, the check above takes over on the next turn).
+                if let Some(next) = to.next_or_link() {
+                    to = next;
+                }
             }
-            Probe::Frozen => to = to.next_or_link(),
+            Probe::Frozen => {
+                if let Some(next) = to.next_or_link() {
+                    to = next;
+                }
+            }
             Probe::Free(slot) => {
                 if to.close_off(slot).is_some() {
                     continue;
@@ -386,10 +394,13 @@ impl<C: Cell> CellTable<C> {
     /// the chain's last table. Slots are frozen afterwards, by [`take`](Self::take) and
     /// [`drain`](Self::drain). O(table), on the reloader's thread.
     pub(crate) fn retire(&self) {
-        let current = self.current.load_full();
-        current.retired.store(true, SeqCst);
-        let mut table = current;
-        while let Some(next) = table.next.get().cloned() {
+        let mut table = self.current.load_full();
+        loop {
+            // Seals the end of the chain, unless a table was linked first: then that one
+            // is moved into and sealed in turn.
+            let Some(next) = table.next.get_or_init(|| None).clone() else {
+                break;
+            };
             while table.migrate_chunk(&|_| false) {}
             // Chunks handed out to other threads are being moved: wait for them.
             while !table.migrated.load(Relaxed) {
@@ -402,7 +413,7 @@ impl<C: Cell> CellTable<C> {
 
     fn last(&self) -> Arc<Table<C>> {
         let mut table = self.current.load_full();
-        while let Some(next) = table.next.get().cloned() {
+        while let Some(next) = table.next().cloned() {
             table = next;
         }
         table
@@ -451,7 +462,7 @@ impl<C: Cell> CellTable<C> {
                     f(fp, word);
                 }
             }
-            match table.next.get().cloned() {
+            match table.next().cloned() {
                 Some(next) => table = next,
                 None => break,
             }
@@ -505,10 +516,10 @@ impl<C: Cell> CellTable<C> {
                 Probe::Found(slot) => slot,
                 Probe::Frozen => {
                     fence(Acquire);
-                    if table.is_retired_end() {
-                        return Err(Retired.into());
+                    match table.next_or_link() {
+                        Some(next) => table = next,
+                        None => return Err(Retired.into()),
                     }
-                    table = table.next_or_link();
                     continue;
                 }
                 Probe::Free(slot) => {
@@ -547,11 +558,10 @@ impl<C: Cell> CellTable<C> {
             }
             if slot.cell.is_frozen() {
                 fence(Acquire);
-                if table.is_retired_end() {
-                    return Err(Retired.into());
-                }
                 // Carry this slot (idempotent), then follow it.
-                let next = table.next_or_link();
+                let Some(next) = table.next_or_link() else {
+                    return Err(Retired.into());
+                };
                 migrate_slot(slot, next, None);
                 table = next;
             } else if slot.cell.revive() {
@@ -563,7 +573,7 @@ impl<C: Cell> CellTable<C> {
     /// One bounded step of upkeep on the current table: move a chunk if it is being
     /// resized (making the next table current once all are moved), else sweep a chunk.
     fn upkeep(&self, current: &Arc<Table<C>>, reap: &impl Fn(&C) -> bool) {
-        if current.next.get().is_some() {
+        if current.next().is_some() {
             current.migrate_chunk(reap);
             self.publish(current);
         } else {
@@ -582,7 +592,7 @@ impl<C: Cell> CellTable<C> {
                     _ => i = (i + 1) & table.mask,
                 }
             }
-            match table.next.get() {
+            match table.next() {
                 Some(next) => table = next,
                 None => return false,
             }
@@ -593,7 +603,7 @@ impl<C: Cell> CellTable<C> {
     fn publish(&self, seen: &Arc<Table<C>>) {
         let mut cur = seen.clone();
         while cur.migrated.load(Relaxed) {
-            let Some(next) = cur.next.get().cloned() else {
+            let Some(next) = cur.next().cloned() else {
                 break;
             };
             let prev = self.current.compare_and_swap(&cur, next.clone());
@@ -609,7 +619,7 @@ impl<C: Cell> CellTable<C> {
     pub(crate) fn reclaim_all(&self, reap: impl Fn(&C) -> bool) {
         loop {
             let current = self.current.load_full();
-            if current.next.get().is_none() {
+            if current.next().is_none() {
                 break;
             }
             while current.migrate_chunk(&reap) {}
@@ -628,7 +638,7 @@ impl<C: Cell> CellTable<C> {
                     self.live.fetch_sub(1, Relaxed);
                 }
             }
-            match table.next.get() {
+            match table.next() {
                 Some(next) => table = next,
                 None => break,
             }
@@ -645,7 +655,7 @@ impl<C: Cell> CellTable<C> {
         let current = self.current.load();
         let mut table: &Table<C> = &current;
         let mut n = table.capacity();
-        while let Some(next) = table.next.get() {
+        while let Some(next) = table.next() {
             n += next.capacity();
             table = next;
         }
@@ -738,7 +748,7 @@ mod tests {
                     }
                 }
             }
-            match table.next.get() {
+            match table.next() {
                 Some(next) => table = next,
                 None => break,
             }
@@ -853,7 +863,7 @@ mod loom_tests {
             let slot = match table.probe(fp) {
                 Probe::Found(slot) => slot,
                 Probe::Frozen => {
-                    table = table.next.get().expect("linked");
+                    table = table.next().expect("linked");
                     continue;
                 }
                 Probe::Free(slot) => {
@@ -870,7 +880,7 @@ mod loom_tests {
                 return raw.denied.is_none();
             }
             assert!(slot.cell.is_frozen(), "never reaped in this model");
-            let next = table.next.get().expect("linked");
+            let next = table.next().expect("linked");
             migrate_slot(slot, next, None);
             table = next;
         }
@@ -878,7 +888,7 @@ mod loom_tests {
 
     /// The key's cells in the chain that are not frozen: exactly one after the move.
     fn cells_of(old: &Table<Cell64>, fp: u64) -> Vec<u64> {
-        let next = old.next.get().expect("linked");
+        let next = old.next().expect("linked");
         [old, &**next]
             .iter()
             .flat_map(|t| t.slots.iter())
@@ -909,7 +919,7 @@ mod loom_tests {
             }
             assert!(old.migrated.load(Relaxed));
             // The only unfrozen cell of the key holds both admissions: a third is denied.
-            let next = old.next.get().expect("linked");
+            let next = old.next().expect("linked");
             assert!(!check_from(next, fp, &quotas), "burst spent once");
             assert_eq!(cells_of(&old, fp).len(), 1, "one cell per key");
         });
@@ -943,7 +953,7 @@ mod loom_tests {
             let never = |_: &Cell64| false;
             assert!(old.migrate_chunk(&never));
             assert!(checker.join().expect("no panic"), "second of the burst");
-            let next = old.next.get().expect("linked");
+            let next = old.next().expect("linked");
             assert!(!check_from(next, fp, &quotas), "third is denied");
         });
     }
