@@ -229,9 +229,13 @@ async fn handler(calls: Arc<Calls>, headers: HeaderMap) -> &'static str {
 }
 
 /// Serves the panicking configuration over `store` on loopback with connect info.
-async fn serve_panicking<S: Store<String>>(
+async fn serve_panicking<S>(
     builder: RateLimitLayerBuilder<tower_ratelimit::key::GlobalKey, tower_ratelimit::WithStore<S>>,
-) -> (SocketAddr, Arc<Calls>) {
+) -> (SocketAddr, Arc<Calls>)
+where
+    S: Store<String>,
+    S::Future: tower_ratelimit::store::CheckFuture<axum::routing::Route>,
+{
     quiet_deliberate_panics();
     let layer = configure(builder).build();
     let calls = Arc::new(Calls::default());

@@ -57,7 +57,11 @@ fn cost_header(h: &RequestHead<'_>) -> u32 {
         .unwrap_or(1)
 }
 
-async fn grpc_health<S: Store<HeaderToken>>(layer: RateLimitLayer<HeaderKey, S>) -> SocketAddr {
+async fn grpc_health<S>(layer: RateLimitLayer<HeaderKey, S>) -> SocketAddr
+where
+    S: Store<HeaderToken>,
+    S::Future: tower_ratelimit::store::CheckFuture<tonic::service::Routes>,
+{
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)

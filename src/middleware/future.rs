@@ -3,46 +3,68 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::Response;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
+use tower_service::Service;
 
 use super::body::ResponseBody;
+use super::shared::{Resolution, Shared};
 use crate::headers::PendingHeaders;
-
-/// The result of an asynchronous (remote store) check: the inner service's future, or a
-/// rejection.
-pub(crate) enum Resolved<F> {
-    Call(F, Option<PendingHeaders>),
-    Reject(Response<Bytes>),
-}
-
-type BoxCheck<F> = Pin<Box<dyn Future<Output = Resolved<F>> + Send + 'static>>;
+use crate::key::KeyExtractor;
+use crate::store::{Store, Tier};
 
 pin_project! {
-    /// Response future of [`RateLimit`](super::RateLimit).
-    #[project = Proj]
-    pub struct ResponseFuture<F> {
+    /// Response future of [`RateLimit`](super::RateLimit): the inner service's future
+    /// (with the headers to add), a rejection, or, with a remote store, a request waiting
+    /// for its check (which then calls the service it holds, or is rejected). A plain
+    /// state machine: nothing is boxed.
+    pub struct ResponseFuture<Inner, ReqB, E, S>
+    where
+        Inner: Service<Request<ReqB>>,
+        E: KeyExtractor,
+        S: Store<E::Key>,
+    {
         #[pin]
-        state: State<F>,
+        state: State<Inner, ReqB, E, S>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<Inner, ReqB, E, S>
+    where
+        Inner: Service<Request<ReqB>>,
+        E: KeyExtractor,
+        S: Store<E::Key>,
+    {
         // Answered by the middleware (rejection, missing key, store error).
         Rejected { response: Option<Response<Bytes>> },
         // The inner service is running; `admit` holds the headers to add.
-        Inner { #[pin] future: F, admit: Option<PendingHeaders> },
-        // A remote store is deciding; boxed because only remote stores take this path.
-        Pending { check: BoxCheck<F> },
+        Inner { #[pin] future: Inner::Future, admit: Option<PendingHeaders> },
+        // A remote store is deciding; `call` is taken when it has.
+        Waiting { #[pin] check: S::Future, call: Option<Call<Inner, ReqB, E, S>> },
     }
 }
 
-impl<F> ResponseFuture<F> {
+/// What a waiting request needs once its check completes.
+pub(crate) struct Call<Inner, ReqB, E: KeyExtractor, S> {
+    pub(crate) inner: Inner,
+    pub(crate) req: Request<ReqB>,
+    pub(crate) key: E::Key,
+    pub(crate) tier: Tier,
+    pub(crate) shared: Arc<Shared<E, S>>,
+}
+
+impl<Inner, ReqB, E, S> ResponseFuture<Inner, ReqB, E, S>
+where
+    Inner: Service<Request<ReqB>>,
+    E: KeyExtractor,
+    S: Store<E::Key>,
+{
     pub(crate) fn rejected(response: Response<Bytes>) -> Self {
         ResponseFuture {
             state: State::Rejected {
@@ -52,25 +74,33 @@ impl<F> ResponseFuture<F> {
     }
 
     #[inline]
-    pub(crate) fn inner(future: F, admit: Option<PendingHeaders>) -> Self {
+    pub(crate) fn inner(future: Inner::Future, admit: Option<PendingHeaders>) -> Self {
         ResponseFuture {
             state: State::Inner { future, admit },
         }
     }
 
-    pub(crate) fn pending(check: BoxCheck<F>) -> Self {
+    pub(crate) fn waiting(check: S::Future, call: Call<Inner, ReqB, E, S>) -> Self {
         ResponseFuture {
-            state: State::Pending { check },
+            state: State::Waiting {
+                check,
+                call: Some(call),
+            },
         }
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<Inner, ReqB, E, S> fmt::Debug for ResponseFuture<Inner, ReqB, E, S>
+where
+    Inner: Service<Request<ReqB>>,
+    E: KeyExtractor,
+    S: Store<E::Key>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Rejected { .. } => "Rejected",
             State::Inner { .. } => "Inner",
-            State::Pending { .. } => "Pending",
+            State::Waiting { .. } => "Waiting",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -78,11 +108,13 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<Inner, ReqB, ResB, E, S> Future for ResponseFuture<Inner, ReqB, E, S>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    Inner: Service<Request<ReqB>, Response = Response<ResB>>,
+    E: KeyExtractor,
+    S: Store<E::Key>,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<ResB>>, Inner::Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -102,10 +134,22 @@ where
                     }
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));
                 }
-                StateProj::Pending { check } => {
-                    let next = match ready!(check.as_mut().poll(cx)) {
-                        Resolved::Call(future, admit) => State::Inner { future, admit },
-                        Resolved::Reject(response) => State::Rejected {
+                StateProj::Waiting { check, call } => {
+                    let result = ready!(check.poll(cx));
+                    let Call {
+                        mut inner,
+                        req,
+                        key,
+                        tier,
+                        shared,
+                    } = call.take().expect("ResponseFuture polled after completion");
+                    let next = match shared.resolve(result, &key, tier, &req) {
+                        // `inner` was ready when it was set aside for this request.
+                        Resolution::Admit(admit) => State::Inner {
+                            future: inner.call(req),
+                            admit,
+                        },
+                        Resolution::Reject(response) => State::Rejected {
                             response: Some(response),
                         },
                     };

@@ -9,10 +9,10 @@ use tower_service::Service;
 
 use super::body::ResponseBody;
 use super::event::Verdict;
-use super::future::{Resolved, ResponseFuture};
+use super::future::{Call, ResponseFuture};
 use super::shared::{MissingKey, Resolution, Shared};
 use crate::key::{KeyExtractor, RequestHead};
-use crate::store::{Check, Store, Tier};
+use crate::store::{Check, CheckFuture, Defer, Store, Tier};
 
 /// Rate-limits the requests of an inner service; built by
 /// [`RateLimitLayer`](super::RateLimitLayer).
@@ -20,6 +20,12 @@ use crate::store::{Check, Store, Tier};
 /// `poll_ready` only asks the inner service: the limiter never holds requests back. Each
 /// request is decided in `call`; a denied one is answered at once, without calling the
 /// inner service.
+///
+/// With the in-memory store it wraps any service: no `Clone`, `Send` or `'static` is
+/// asked of the service, its future or the request body (a `tower::util::BoxService`, or
+/// a `!Send` service on a tokio `LocalSet`, work as they are). With a store that decides
+/// later (Redis), the service must be `Clone`: the response future holds a ready clone
+/// until the store answers (see [`CheckFuture`](crate::store::CheckFuture)).
 pub struct RateLimit<Inner, E: KeyExtractor, S> {
     inner: Inner,
     shared: Arc<Shared<E, S>>,
@@ -65,15 +71,14 @@ impl<Inner: fmt::Debug, E: KeyExtractor, S> fmt::Debug for RateLimit<Inner, E, S
 
 impl<Inner, E, S, ReqB, ResB> Service<Request<ReqB>> for RateLimit<Inner, E, S>
 where
-    Inner: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
-    Inner::Future: Send + 'static,
-    ReqB: Send + 'static,
+    Inner: Service<Request<ReqB>, Response = Response<ResB>>,
     E: KeyExtractor,
     S: Store<E::Key>,
+    S::Future: CheckFuture<Inner>,
 {
     type Response = Response<ResponseBody<ResB>>;
     type Error = Inner::Error;
-    type Future = ResponseFuture<Inner::Future>;
+    type Future = ResponseFuture<Inner, ReqB, E, S>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -108,30 +113,33 @@ where
             return ResponseFuture::inner(self.inner.call(req), None);
         }
         let tier = shared.tier_of.as_ref().map_or(Tier(0), |f| f(&key));
-        match shared.store.check(&key, tier, cost) {
+        let result = match shared.store.check(&key, tier, cost) {
             // The common case, kept small: no `Decision` is built unless someone looks.
             Check::Ready(Ok(outcome)) if outcome.is_allowed() => {
                 let admit = shared.admitted(outcome, &key, tier, &req);
-                ResponseFuture::inner(self.inner.call(req), admit)
+                return ResponseFuture::inner(self.inner.call(req), admit);
             }
-            Check::Ready(result) => match shared.resolve(result, &key, tier, &req) {
-                Resolution::Admit(admit) => ResponseFuture::inner(self.inner.call(req), admit),
-                Resolution::Reject(response) => ResponseFuture::rejected(response),
+            Check::Ready(result) => result,
+            Check::Pending(check) => match check.defer(&mut self.inner) {
+                Defer::Now(result) => result,
+                // The response future calls the ready service it was given once the
+                // store has decided.
+                Defer::Later(check, inner) => {
+                    let shared = Arc::clone(&self.shared);
+                    let call = Call {
+                        inner,
+                        req,
+                        key,
+                        tier,
+                        shared,
+                    };
+                    return ResponseFuture::waiting(check, call);
+                }
             },
-            Check::Pending(check) => {
-                // The ready clone goes into the future; `self` keeps a fresh one
-                // (it will be driven to readiness before its next call).
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let shared = Arc::clone(&self.shared);
-                ResponseFuture::pending(Box::pin(async move {
-                    let result = check.await;
-                    match shared.resolve(result, &key, tier, &req) {
-                        Resolution::Admit(admit) => Resolved::Call(inner.call(req), admit),
-                        Resolution::Reject(response) => Resolved::Reject(response),
-                    }
-                }))
-            }
+        };
+        match shared.resolve(result, &key, tier, &req) {
+            Resolution::Admit(admit) => ResponseFuture::inner(self.inner.call(req), admit),
+            Resolution::Reject(response) => ResponseFuture::rejected(response),
         }
     }
 }

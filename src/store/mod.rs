@@ -13,8 +13,10 @@ use crate::decision::Outcome;
 use crate::error::{CheckError, ReloadError, StoreError};
 
 use crate::quota::Quotas;
+pub use check_future::{CheckFuture, Defer, take_ready};
 pub use generations::MAX_GENERATIONS;
 
+mod check_future;
 pub(crate) mod generations;
 pub mod memory;
 #[cfg(feature = "redis")]

@@ -588,6 +588,13 @@ impl Future for RedisCheck {
     }
 }
 
+/// The middleware keeps a ready clone of the wrapped service while Redis decides.
+impl<Svc: Clone> super::CheckFuture<Svc> for RedisCheck {
+    fn defer(self, service: &mut Svc) -> super::Defer<Self, Svc> {
+        super::Defer::Later(self, super::take_ready(service))
+    }
+}
+
 impl<K: fmt::Display> Store<K> for RedisStore {
     type Future = RedisCheck;
 
