@@ -170,7 +170,9 @@ impl KeyExtractor for GlobalKey {
 /// [`HeaderKey::clarifai`]) the value must start with it (case-insensitively, as
 /// RFC 9110 §11.1 says for schemes) and the key is what follows, trimmed. A missing
 /// header is [`KeyError::MissingHeader`]; a wrong scheme, an empty key or a bad value is
-/// [`KeyError::Invalid`]. If several fields of the name are present the first is used.
+/// [`KeyError::Invalid`], and so is a header sent more than once (servers and auth layers
+/// differ on which of several fields they read, so a client could be limited on one key
+/// and authenticated on another).
 ///
 /// ```
 /// use tower_ratelimit::key::{HeaderKey, KeyExtractor, RequestHead};
@@ -236,10 +238,16 @@ impl KeyExtractor for HeaderKey {
     type Key = HeaderToken;
 
     fn extract(&self, req: &RequestHead<'_>) -> Result<HeaderToken, KeyError> {
-        let value = req
-            .headers()
-            .get(&self.name)
+        let mut values = req.headers().get_all(&self.name).iter();
+        let value = values
+            .next()
             .ok_or_else(|| KeyError::MissingHeader(self.name.clone()))?;
+        // Which of several fields a server, proxy or auth layer reads varies (first,
+        // last, joined): keying on one of them would let a client pay on a key it does
+        // not use. An ambiguous key is no key.
+        if values.next().is_some() {
+            return Err(KeyError::Invalid("header (sent more than once)"));
+        }
         if value.len() > self.max_len {
             return Err(KeyError::Invalid("header value (too long)"));
         }

@@ -398,6 +398,19 @@ fn header_keys() {
         text(key(&api, &r)),
         Err(KeyError::Invalid("header value (not visible ASCII)"))
     );
+    // Two fields: ambiguous (an auth layer may read the other one), refused.
+    assert_eq!(
+        text(key(
+            &api,
+            &req(None, &[("x-api-key", "k1"), ("x-api-key", "k2")])
+        )),
+        Err(KeyError::Invalid("header (sent more than once)"))
+    );
+    assert_eq!(
+        k(&bearer, "Bearer a"),
+        Ok("a".to_owned()),
+        "one field is fine"
+    );
     let custom = HeaderKey::new(HeaderName::from_static("x-token")).scheme("Token ");
     assert_eq!(
         text(key(&custom, &req(None, &[("x-token", "TOKEN t")]))),
