@@ -29,10 +29,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PacingMode {
+    /// Safe against every server: window-safe, and each request admitted by a
+    /// sliding-window counter of each quota whatever its alignment.
+    #[default]
+    Safe,
     /// Window-safe: an exact sliding log per key of the last booked send instants; a
     /// request is booked at the earliest instant that keeps every quota at `n` or fewer
     /// in any interval of `w + margin`.
-    #[default]
     Window,
     /// Window-safe and evenly spaced: also at least `(w + margin) / n` (the largest over
     /// the set) between requests, so a sliding-window counter, which weighs the previous

@@ -12,7 +12,7 @@ use super::PaceError;
 use super::clock::TokioClock;
 use super::hints::RateLimitHints;
 use super::mode::{PacingMode, default_margin};
-use super::window::{Booked, Limit, Log};
+use super::window::{Booked, Limit, Log, Rule};
 use crate::CheckError;
 use crate::clock::{Clock, MAX_NOW_NS, capped_now_ns};
 use crate::quota::{MAX_QUOTAS, Quotas};
@@ -233,6 +233,15 @@ where
         self.mode
     }
 
+    /// The sliding log's rule for the mode (not called in GCRA mode).
+    fn rule(&self) -> Rule {
+        match self.mode {
+            PacingMode::Window => Rule::Window,
+            PacingMode::Even => Rule::Even,
+            PacingMode::Safe | PacingMode::Gcra => Rule::Safe,
+        }
+    }
+
     /// Number of keys tracked.
     pub fn len(&self) -> usize {
         let gcra = self
@@ -311,7 +320,7 @@ where
         }
         Arc::clone(logs.entry(key.clone()).or_insert_with(|| {
             Arc::new(Mutex::new(LogEntry {
-                log: Log::new(self.limits.clone()),
+                log: Log::new(self.limits.clone(), self.rule()),
                 dead: false,
             }))
         }))
@@ -353,7 +362,6 @@ where
         let max_ns = max_wait.map_or(u64::MAX, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
         });
-        let even = self.mode == PacingMode::Even;
         loop {
             let now = self.now_ns();
             let entry = self.log(key, now);
@@ -373,7 +381,7 @@ where
                     max_cost: u32::try_from(max_cost).unwrap_or(u32::MAX),
                 }));
             }
-            return match e.log.book(now, u64::from(cost), even, max_ns) {
+            return match e.log.book(now, u64::from(cost), max_ns) {
                 Ok(booked) => {
                     drop(e);
                     Ok(Reservation {
