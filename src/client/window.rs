@@ -1,4 +1,5 @@
-//! Window-safe booking: an exact sliding log of booked send instants, per key.
+//! Window-safe booking: an exact sliding log of booked send instants, per key, and the
+//! check that sliding-window counters of every alignment admit each booking.
 //!
 //! # The rule
 //!
@@ -12,12 +13,43 @@
 //! no fixed window (of any alignment), sliding log, token bucket or GCRA of `n` per
 //! `span` or less can refuse.
 //!
+//! # Safe against sliding-window counters too
+//!
+//! A sliding-window counter of `n` per `w` (Cloudflare's) keeps clock-aligned windows
+//! and, `e` into the current one, admits `cost` iff `floor(prev * (w - e) / w) + cur +
+//! cost <= n`. [`Rule::Safe`] books a request only where that holds for every `e` in
+//! `[0, w)`, so for every alignment, over the requests already booked: as a function
+//! of `e` the weighted sum only falls between the points where a logged run enters the
+//! current window or the previous one, so checking those points (and `e = 0`) is
+//! checking all of them ([`Log::counter_admits`]). Every weight only falls as time
+//! passes, so the admissible instants are an up-set: the earliest is found by binary
+//! search, and raising the instant for one limit never breaks another. The server sees
+//! a subset of what was checked (given-back bookings leave the log), so it admits every
+//! request.
+//!
+//! Jitter: each earlier run is taken `margin` younger than it is. If the network moves
+//! each request by at most the margin, the server's view of request `k` is the set of
+//! requests arriving before it; the latest-sent of those (or `k` itself) was checked
+//! against all the others at ages no greater than the server's (and against `k` at full
+//! weight, where the server counts that latest one instead), so the server's sum is at
+//! most what was checked. A request
+//! the server sees early can only be one sent less than the margin after `k`, which is
+//! why ages within the margin count in full.
+//!
+//! Limits scaled above [`MAX_SLOTS`] are not checked this way (the log holds scaled
+//! units); they are paced more than `(w + margin) / quota` apart, and a stream with at
+//! least that spacing is admitted by every counter: the `j`-th newest request is at
+//! least `j` spacings old, and the weighted sum of such a stream, ages less the margin,
+//! is at most `(w + margin) / spacing < n`.
+//!
 //! # Memory
 //!
 //! Units at the same instant are stored as one run `(instant, units)`. A run older than
 //! the longest span can never bind again and is dropped, so the log holds at most `n`
 //! runs of the longest-window limit plus one per booking still waiting for its slot:
-//! 16 bytes each. A limit of more than [`MAX_SLOTS`] is paced as `n / k` per `span / k`
+//! 16 bytes each. In [`Rule::Safe`] a run weighs on a counter until it has left the
+//! previous window, so runs are kept for `2 * w + margin`: at most about `2n` of the
+//! longest-window limit. A limit of more than [`MAX_SLOTS`] is paced as `n / k` per `span / k`
 //! with `k = ceil(n / MAX_SLOTS)`: any interval of `span` is covered by `k` intervals of
 //! `span / k` (rounded up), each holding at most `n / k`, so the bound still holds; the
 //! long-run rate loses only the rounding of `n / k`, and bursts shrink to `n / k`.
@@ -159,7 +191,7 @@ impl Log {
         self.limits
             .iter()
             .map(|l| match self.rule {
-                Rule::Safe => l.span.max(l.counter_horizon()),
+                Rule::Safe if !l.is_scaled() => l.span.max(l.counter_horizon()),
                 _ => l.span,
             })
             .max()
@@ -193,7 +225,7 @@ impl Log {
                     .limits
                     .iter()
                     .filter(|l| l.is_scaled())
-                    .map(|l| l.span.div_ceil(l.quota))
+                    .map(|l| l.window.saturating_add(l.margin).div_ceil(l.quota) + 1)
                     .max()
                     .unwrap_or(0),
             };
@@ -583,6 +615,26 @@ mod tests {
         );
     }
 
+    /// In the safe rule a scaled limit is paced evenly (its counter is not checked)
+    /// and its log stays within the scaled bound.
+    #[test]
+    fn huge_limits_are_paced_evenly_in_the_safe_rule() {
+        let l = Limit::new(10_000, 86_400 * S, 0);
+        let mut log = Log::new(vec![l], Rule::Safe);
+        let mut last = None;
+        for _ in 0..5000u64 {
+            let b = log.book(0, 1, u64::MAX).expect("books");
+            if let Some(prev) = last {
+                assert!(b.at - prev >= 8_640 * MS + 1, "{}", b.at - prev);
+            }
+            last = Some(b.at);
+            assert!(log.runs() <= 5000);
+        }
+        log.prune(last.unwrap_or(0));
+        // Only the scaled span (8 h) is kept: 3333 runs and the one at its edge.
+        assert!(log.runs() <= 3335, "{}", log.runs());
+    }
+
     #[test]
     fn reports_of_used_units_are_respected() {
         let mut log = Log::new(vec![Limit::new(4, S, 0)], Rule::Window);
@@ -616,16 +668,20 @@ mod tests {
                 + log.runs.capacity() * std::mem::size_of::<(u64, u64)>()
                 + log.limits.capacity() * std::mem::size_of::<Limit>()
         };
-        for (name, limits, gap) in [
-            ("claid, bursts of 4", claid(), 0),
+        let cases = [
+            ("claid, at full rate", claid(), 0),
             ("claid, one per 500 ms", claid(), 500 * MS),
             (
                 "10000/day, one per 8.64 s",
                 vec![Limit::new(10_000, 86_400 * S, 0)],
                 8_640 * MS,
             ),
-        ] {
-            let mut log = Log::new(limits, Rule::Window);
+        ];
+        for (rule, (name, limits, gap)) in [Rule::Window, Rule::Safe]
+            .into_iter()
+            .flat_map(|r| cases.clone().map(|c| (r, c)))
+        {
+            let mut log = Log::new(limits, rule);
             let mut now = 0;
             let mut most = 0;
             for _ in 0..20_000 {
@@ -633,7 +689,7 @@ mod tests {
                 now = b.at + gap;
                 most = most.max(bytes(&log));
             }
-            println!("{name}: {} runs, at most {most} bytes", log.runs());
+            println!("{rule:?} {name}: {} runs, at most {most} bytes", log.runs());
         }
     }
 
