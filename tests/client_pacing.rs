@@ -650,7 +650,9 @@ async fn adopted_quotas_replace_the_configured_ones_for_that_key() {
 async fn every_header_style_holds_booked_requests() {
     use std::sync::{Arc, Mutex};
     use tower_ratelimit::client::Observe;
-    let styles: [(&str, u16, &[(&str, &str)]); 4] = [
+    // (style, status, headers of the first answer)
+    type Style = (&'static str, u16, &'static [(&'static str, &'static str)]);
+    let styles: [Style; 4] = [
         ("ietf", 200, &[("ratelimit", "\"default\";r=0;t=2")]),
         (
             "draft-03",

@@ -428,9 +428,14 @@ async fn run_loopback(kind: Kind, quotas: &Quotas, mode: PacingMode, offset: u64
 
 /// The crate's own GCRA layer (`RateLimitLayer`, Claid's draft-03 headers) on a real
 /// loopback server, paced in `mode`; `observe` as given or the mode's default.
-async fn against_gcra_layer(quotas: &Quotas, mode: PacingMode, observe: Option<Observe>) -> Outcome {
+async fn against_gcra_layer(
+    quotas: &Quotas,
+    mode: PacingMode,
+    observe: Option<Observe>,
+) -> Outcome {
     let server = common::start(quotas.clone()).await;
-    let mut layer = PaceLayer::with_mode(quotas.clone(), ByHeader(http::header::AUTHORIZATION), mode);
+    let mut layer =
+        PaceLayer::with_mode(quotas.clone(), ByHeader(http::header::AUTHORIZATION), mode);
     if let Some(observe) = observe {
         layer = layer.observe(observe);
     }
@@ -549,7 +554,11 @@ async fn default_mode_keeps_short_runs_fast() {
     let claid = Quotas::claid();
     let safe = run(Kind::FixedFirst, &claid, PacingMode::Safe).await;
     let even = run(Kind::FixedFirst, &claid, PacingMode::Even).await;
-    println!("first {SHORT}: safe {:.4}, even {:.4}", safe.short_ratio(), even.short_ratio());
+    println!(
+        "first {SHORT}: safe {:.4}, even {:.4}",
+        safe.short_ratio(),
+        even.short_ratio()
+    );
     assert!(safe.short_ratio() >= 0.95, "{safe}");
     assert!(even.short_ratio() < 0.5, "{even}");
 }
@@ -564,7 +573,10 @@ async fn default_mode_on_loopback() {
         println!("safe    {name:8} RateLimitLayer (loopback): {o}");
         assert_eq!((o.ok, o.rejected), (N, 0), "{name}: {o}");
         // As against the token bucket in-process: bounds 0.602 (Claid), 0.953.
-        assert!(o.ratio() >= if name == "claid" { 0.601 } else { 0.934 }, "{o}");
+        assert!(
+            o.ratio() >= if name == "claid" { 0.601 } else { 0.934 },
+            "{o}"
+        );
         for (kind, offset_ms) in [
             (Kind::FixedFirst, 0),
             (Kind::FixedClock, 370),
@@ -575,7 +587,11 @@ async fn default_mode_on_loopback() {
         ] {
             let o = run_loopback(kind, &quotas, PacingMode::default(), offset_ms * MS).await;
             println!("safe    {name:8} {kind:?} +{offset_ms} ms (loopback): {o}");
-            assert_eq!((o.ok, o.rejected), (N, 0), "{name} {kind:?} +{offset_ms}: {o}");
+            assert_eq!(
+                (o.ok, o.rejected),
+                (N, 0),
+                "{name} {kind:?} +{offset_ms}: {o}"
+            );
             if offset_ms == 0 {
                 let least = match (name, kind) {
                     ("claid", Kind::SlidingCounter) => 0.999,
@@ -644,7 +660,12 @@ async fn window_mode_on_loopback() {
         assert_eq!((o.ok, o.rejected), (N, 0), "{name}: {o}");
         assert!(o.ratio() >= 0.95, "{name}: {o}");
     }
-    let o = against_gcra_layer(&Quotas::clarifai(), PacingMode::Window, Some(Observe::Throttled)).await;
+    let o = against_gcra_layer(
+        &Quotas::clarifai(),
+        PacingMode::Window,
+        Some(Observe::Throttled),
+    )
+    .await;
     println!("window  clarifai RateLimitLayer (loopback, Observe::Throttled): {o}");
     assert_eq!(o.rejected, 0, "{o}");
     assert!(o.ratio() >= 0.95, "{o}");
@@ -655,7 +676,13 @@ async fn window_mode_on_loopback() {
 async fn window_mode_any_fixed_window_alignment_is_safe() {
     for (name, quotas) in sets() {
         for offset_ms in OFFSETS_MS {
-            let o = run_at(Kind::FixedClock, &quotas, PacingMode::Window, offset_ms * MS).await;
+            let o = run_at(
+                Kind::FixedClock,
+                &quotas,
+                PacingMode::Window,
+                offset_ms * MS,
+            )
+            .await;
             println!("window  {name:8} FixedClock +{offset_ms} ms: {o}");
             assert_eq!((o.ok, o.rejected), (N, 0), "{name} +{offset_ms}: {o}");
         }
@@ -677,7 +704,13 @@ async fn even_mode_is_never_rejected_and_matches_a_sliding_counter() {
             }
         }
         for offset_ms in OFFSETS_MS {
-            let o = run_at(Kind::SlidingCounter, &quotas, PacingMode::Even, offset_ms * MS).await;
+            let o = run_at(
+                Kind::SlidingCounter,
+                &quotas,
+                PacingMode::Even,
+                offset_ms * MS,
+            )
+            .await;
             assert_eq!((o.ok, o.rejected), (N, 0), "{name} +{offset_ms}: {o}");
         }
     }
@@ -860,4 +893,3 @@ fn sent_in_second(log: &Mutex<Vec<(u64, bool)>>, sec: u64) -> u64 {
         .filter(|e| e.1 && e.0 / (1_000 * MS) == sec)
         .count() as u64
 }
-
