@@ -58,10 +58,11 @@ async fn main() -> Result<(), BoxError> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 
     // Paced: every request goes through the pacer, which books it a slot within Claid's
-    // quotas (per API key) and sends it then. The default, window-safe mode never sends
-    // more than 4 in any 1.02 s nor 120 in any 60.05 s, which no fixed-window,
-    // sliding-log, token-bucket or GCRA server with those quotas refuses; the margin
-    // absorbs the jitter between this process and the server.
+    // quotas (per API key) and sends it then. The default mode (`PacingMode::Safe`)
+    // never sends more than 4 in any 1.02 s nor 120 in any 60.05 s, and only what a
+    // sliding-window counter of any alignment admits, so no fixed-window, sliding-log,
+    // sliding-counter, token-bucket or GCRA server with those quotas refuses it; the
+    // margin absorbs the jitter between this process and the server.
     let paced = ServiceBuilder::new()
         .layer(PaceLayer::new(
             Quotas::claid(),

@@ -155,6 +155,7 @@ async fn max_wait_fails_fast_without_booking() {
         .layer(layer.clone())
         .service(echo_service());
     let first = svc.ready().await.expect("ready").call(req());
+    // The default mode books 1 per 1.02 s, each a nanosecond past the counter's edge.
     let second = svc.ready().await.expect("ready").call(req()); // waits 1.02 s: fine
     let third = svc.ready().await.expect("ready").call(req()); // would wait 2.04 s
     let err = third.await.expect_err("must fail fast");
@@ -162,44 +163,60 @@ async fn max_wait_fails_fast_without_booking() {
     assert_eq!(
         *err,
         PaceError::WouldWait {
-            wait: Duration::from_millis(2040),
+            wait: Duration::from_nanos(2_040_000_002),
             max_wait: Duration::from_millis(1500)
         }
     );
     assert!(err.to_string().contains("would wait"));
     // It booked nothing: the next caller still gets the slot at 2.04 s, not 3.06 s.
     let r = layer.pacer().reserve(&(), 1, None).expect("books");
-    assert_eq!(r.wait(), Duration::from_millis(2040));
+    assert_eq!(r.wait(), Duration::from_nanos(2_040_000_002));
     r.commit();
     first.await.expect("sent");
     second.await.expect("sent");
 }
 
+/// The tail of the queue given up: a newcomer gets exactly the dropped slot, in every
+/// log mode (Window: 4 at 0, 4 at 1.02 s, the 10th at 2.04 s).
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn dropped_requests_give_their_slots_back() {
+    use tower_ratelimit::client::Pacer;
     let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
-    let layer = PaceLayer::new(quotas, OneKey);
-    let mut svc = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(echo_service());
-    let start = Instant::now();
-    let mut futs = Vec::new();
-    for _ in 0..10 {
-        futs.push(svc.ready().await.expect("ready").call(req()));
+    for mode in [PacingMode::Safe, PacingMode::Window, PacingMode::Even] {
+        // Where the 10th booking of a fresh pacer goes.
+        let fresh = Pacer::<()>::with_mode(quotas.clone(), mode);
+        let slots: Vec<_> = (0..10)
+            .map(|_| fresh.reserve(&(), 1, None).expect("books"))
+            .collect();
+        let tenth = slots[9].wait();
+        if mode == PacingMode::Window {
+            assert_eq!(tenth, Duration::from_millis(2040));
+        }
+        let layer = PaceLayer::with_mode(quotas.clone(), OneKey, mode);
+        let mut svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(echo_service());
+        let start = Instant::now();
+        let mut futs = Vec::new();
+        for _ in 0..10 {
+            futs.push(svc.ready().await.expect("ready").call(req()));
+        }
+        // Give up on the 10th (the tail of the queue, as the newest caller timing out
+        // would).
+        drop(futs.pop());
+        // A newcomer now gets exactly the dropped slot, not the one after it.
+        let newcomer = svc.ready().await.expect("ready").call(req());
+        let h = tokio::spawn(async move {
+            newcomer.await.expect("sent");
+            start.elapsed()
+        });
+        for f in futs {
+            f.await.expect("sent");
+        }
+        // tokio's timers fire on whole milliseconds.
+        let tenth_ms = Duration::from_millis(tenth.as_nanos().div_ceil(1_000_000) as u64);
+        assert_eq!(h.await.expect("task"), tenth_ms, "{mode:?}");
     }
-    // 4 at 0, 4 at 1.02 s, 2 at 2.04 s. Give up on the 10th (the tail of the queue, as
-    // the newest caller timing out would).
-    drop(futs.pop());
-    // A newcomer now gets exactly the dropped slot (2.04 s), not the one after it.
-    let newcomer = svc.ready().await.expect("ready").call(req());
-    let h = tokio::spawn(async move {
-        newcomer.await.expect("sent");
-        start.elapsed()
-    });
-    for f in futs {
-        f.await.expect("sent");
-    }
-    assert_eq!(h.await.expect("task"), Duration::from_millis(2040));
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -225,9 +242,15 @@ async fn keys_are_paced_independently() {
         .pacer()
         .reserve(&"b.test".to_owned(), 1, None)
         .expect("books");
+    // The default mode: one per 1.02 s, a nanosecond past the edge where a counter
+    // whose window began at the first would still weigh it in full.
     assert_eq!(
         (a.wait(), a2.wait(), b.wait()),
-        (Duration::ZERO, Duration::from_millis(1020), Duration::ZERO)
+        (
+            Duration::ZERO,
+            Duration::from_nanos(1_020_000_001),
+            Duration::ZERO
+        )
     );
     assert_eq!(layer.pacer().len(), 2);
 }
@@ -512,28 +535,37 @@ async fn exhausted_mode_holds_on_remaining_zero() {
 }
 
 /// Idle keys are forgotten: once the table has grown past its sweep floor, keys whose
-/// every send is older than the longest window (plus margin) go, live ones stay.
+/// every send can no longer bind go, live ones stay. In the default mode that is twice
+/// the longest window plus the margin (a send weighs on a sliding-window counter until
+/// it leaves the previous window); in `Window` mode the longest window plus margin.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn idle_keys_are_reclaimed() {
     use tower_ratelimit::client::Pacer;
-    let pacer = Pacer::<u32>::new(Quotas::claid());
-    for k in 0..1100 {
-        pacer.reserve(&k, 1, None).expect("books").commit();
+    for (mode, idle_ms) in [(PacingMode::Safe, 120_051), (PacingMode::Window, 60_051)] {
+        let pacer = Pacer::<u32>::with_mode(Quotas::claid(), mode);
+        for k in 0..1100 {
+            pacer.reserve(&k, 1, None).expect("books").commit();
+        }
+        assert_eq!(pacer.len(), 1100);
+        // A millisecond short of idle: nothing can be swept.
+        tokio::time::sleep(Duration::from_millis(idle_ms - 2)).await;
+        for k in 5_000..5_600 {
+            pacer.reserve(&k, 1, None).expect("books").commit();
+        }
+        assert!(pacer.len() >= 1700, "{mode:?}: {}", pacer.len());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        for k in 10_000..11_000 {
+            pacer.reserve(&k, 1, None).expect("books").commit();
+        }
+        // Once idle, a sweep (when the inserts since the table passed its floor reach
+        // half its size) keeps only the keys still inside their horizon.
+        assert_eq!(pacer.len(), 1600, "{mode:?}");
     }
-    assert_eq!(pacer.len(), 1100);
-    // Past the minute window and its 50-ms margin: all 1100 are idle.
-    tokio::time::sleep(Duration::from_millis(60_051)).await;
-    for k in 10_000..11_000 {
-        pacer.reserve(&k, 1, None).expect("books").commit();
-    }
-    // The sweep ran once the inserts since the table passed its floor reached half its
-    // size, and kept exactly the 1000 new keys, still inside their window.
-    assert_eq!(pacer.len(), 1000);
 }
 
 /// Four threads booking on one key at once, a third of the bookings dropped: the
 /// instants kept never put more than 4 in any 1.02 s, and with nothing dropped the
-/// schedule is exact (4 at each multiple of 1.02 s, 1000 in all).
+/// `Window` schedule is exact (4 at each multiple of 1.02 s, 1000 in all).
 #[test]
 fn concurrent_bookings_keep_the_bound_exactly() {
     use std::sync::{Arc, Mutex};
@@ -542,6 +574,7 @@ fn concurrent_bookings_keep_the_bound_exactly() {
     let quotas = Quotas::from(Quota::per_second(4).expect("valid"));
     for drop_every in [0usize, 3] {
         let pacer = Pacer::builder(quotas.clone())
+            .mode(PacingMode::Window)
             .clock(ManualClock::new())
             .build::<&str>();
         let kept = Arc::new(Mutex::new(Vec::new()));
@@ -601,8 +634,128 @@ async fn adopted_quotas_replace_the_configured_ones_for_that_key() {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(waits("a")[4], Duration::from_millis(1020));
+    // 4 per 1.02 s (the default mode: a nanosecond past the counter's edge).
+    assert_eq!(waits("a")[4], Duration::from_nanos(1_020_000_001));
     assert_eq!(waits("b")[4], Duration::ZERO);
     let gcra = Pacer::<&str>::with_mode(Quotas::claid(), PacingMode::Gcra);
     assert!(!gcra.adopt(&"a", &Quotas::clarifai()));
+}
+
+/// Every header style the hints parser reads holds the key, requests already booked
+/// included: six requests booked at once on a generous pacer (all would go at 0), the
+/// first answered "nothing left for 2 s" in one style; the other five go only after
+/// the 2 s (counted from the first's send). With `Observe::Off` they all go at once,
+/// so the holds are what the server's answer caused.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn every_header_style_holds_booked_requests() {
+    use std::sync::{Arc, Mutex};
+    use tower_ratelimit::client::Observe;
+    // (style, status, headers of the first answer)
+    type Style = (&'static str, u16, &'static [(&'static str, &'static str)]);
+    let styles: [Style; 4] = [
+        ("ietf", 200, &[("ratelimit", "\"default\";r=0;t=2")]),
+        (
+            "draft-03",
+            200,
+            &[("ratelimit-remaining", "0"), ("ratelimit-reset", "2")],
+        ),
+        (
+            "x-ratelimit",
+            200,
+            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "2")],
+        ),
+        ("retry-after", 429, &[("retry-after", "2")]),
+    ];
+    for (style, status, headers) in styles {
+        for observe in [None, Some(Observe::Off)] {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let s = sent.clone();
+            let start = Instant::now();
+            let inner = service_fn(move |req: http::Request<()>| {
+                let first = req.headers().contains_key("x-first");
+                s.lock().expect("lock").push(start.elapsed());
+                async move {
+                    let mut r = http::Response::new(());
+                    if first {
+                        *r.status_mut() = http::StatusCode::from_u16(status).expect("status");
+                        for (k, v) in headers {
+                            r.headers_mut()
+                                .insert(*k, http::HeaderValue::from_static(v));
+                        }
+                    }
+                    Ok::<_, Infallible>(r)
+                }
+            });
+            let mut layer = PaceLayer::new(Quota::per_second(100).expect("valid"), OneKey);
+            if let Some(o) = observe {
+                layer = layer.observe(o);
+            }
+            let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+            let mut tasks = Vec::new();
+            for i in 0..6 {
+                let mut r = req();
+                if i == 0 {
+                    r.headers_mut()
+                        .insert("x-first", http::HeaderValue::from_static("1"));
+                }
+                // Booked now, before any answer has come back.
+                let fut = svc.ready().await.expect("ready").call(r);
+                tasks.push(tokio::spawn(fut));
+            }
+            for t in tasks {
+                t.await.expect("task").expect("sent");
+            }
+            let sent = sent.lock().expect("lock").clone();
+            assert_eq!(sent.len(), 6);
+            assert_eq!(sent[0], Duration::ZERO, "{style}");
+            for t in &sent[1..] {
+                if observe.is_none() {
+                    assert!(*t >= Duration::from_secs(2), "{style}: {sent:?}");
+                } else {
+                    assert_eq!(*t, Duration::ZERO, "{style} (Off): {sent:?}");
+                }
+            }
+        }
+    }
+}
+
+/// `Observe::Adopt`: the quotas a response advertises (`RateLimit-Policy`) replace the
+/// configured ones for that key from the next booking on: configured 100/s, the server
+/// says 2 per second, so the third request waits a (widened) second. Without `Adopt`
+/// the same answers change nothing.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn observe_adopt_replaces_the_configured_quotas() {
+    use tower_ratelimit::client::Observe;
+    let inner = service_fn(|_req: http::Request<()>| async {
+        let mut r = http::Response::new(());
+        r.headers_mut().insert(
+            "ratelimit-policy",
+            http::HeaderValue::from_static("\"slow\";q=2;w=1"),
+        );
+        Ok::<_, Infallible>(r)
+    });
+    for (observe, third_at) in [
+        (Observe::Adopt, Duration::from_millis(1020)),
+        (Observe::Exhausted, Duration::ZERO),
+    ] {
+        let layer = PaceLayer::new(Quota::per_second(100).expect("valid"), OneKey).observe(observe);
+        let mut svc = ServiceBuilder::new().layer(layer).service(inner);
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..3 {
+            svc.ready()
+                .await
+                .expect("ready")
+                .call(req())
+                .await
+                .expect("sent");
+            at.push(start.elapsed());
+        }
+        assert_eq!(at[1], Duration::ZERO, "{observe:?}: {at:?}");
+        // tokio's timers fire on whole milliseconds: 1.02 s and a nanosecond is 1.021 s.
+        assert!(
+            at[2] >= third_at && at[2] <= third_at + Duration::from_millis(1),
+            "{observe:?}: {at:?}"
+        );
+    }
 }

@@ -20,22 +20,23 @@ pub enum Observe {
     /// [`PacingMode::Gcra`].
     Throttled,
     /// Also hold the key until the reset when a successful response says nothing
-    /// remains. The default in the window modes, whose schedule never runs into such a
-    /// hold early: the reset is at or before the instant the log books next anyway.
+    /// remains. The default in the log modes (`Safe`, `Window`, `Even`), whose
+    /// schedule rarely runs into such a hold early: against a fixed-window server the
+    /// reset is at or before the instant the log books next anyway.
     /// Too cautious with [`PacingMode::Gcra`] against GCRA servers that announce the
     /// time until the quota is *full* again (this crate, Claid): pacing at their exact
     /// rate always sees `remaining: 0`.
     Exhausted,
     /// Everything `Exhausted` does, and the quotas a response advertises
     /// ([`RateLimitHints::quotas`](super::RateLimitHints::quotas)) replace the
-    /// configured ones for its key ([`Pacer::adopt`]; window modes). Use it when the
+    /// configured ones for its key ([`Pacer::adopt`]; log modes). Use it when the
     /// server's advertisement is trusted to be complete.
     Adopt,
 }
 
 impl Observe {
     /// What a layer observes unless told otherwise: [`Exhausted`](Self::Exhausted) in
-    /// the window modes, [`Throttled`](Self::Throttled) in GCRA mode.
+    /// the log modes, [`Throttled`](Self::Throttled) in GCRA mode.
     pub fn default_for(mode: PacingMode) -> Self {
         match mode {
             PacingMode::Gcra => Observe::Throttled,

@@ -5,7 +5,7 @@ use crate::{Quota, Quotas};
 /// `quotas` with every burst lowered by `units` (to at least 1), rates unchanged.
 ///
 /// For [`PacingMode::Gcra`](super::PacingMode::Gcra), which paces by burst and rate.
-/// The window modes count `limit` per window and absorb jitter with a margin in time
+/// The log modes count `limit` per window and absorb jitter with a margin in time
 /// instead ([`default_margin`](super::default_margin)), which costs far less: one unit
 /// of headroom is 25% of Claid's 4/s burst, the default margin 2%.
 ///

@@ -41,7 +41,8 @@ impl<F: PaceKey + fmt::Debug, C> fmt::Debug for PaceLayer<F, C> {
 impl<F: PaceKey> PaceLayer<F, TokioClock> {
     /// Paces to `quotas` per key (`key` picks it: [`ByHost`](super::ByHost),
     /// [`ByHeader`](super::ByHeader), [`OneKey`](super::OneKey) or a closure),
-    /// window-safe ([`PacingMode::Window`]) with the default margin, on tokio's clock.
+    /// safe against every server algorithm ([`PacingMode::Safe`]) with the default
+    /// margin, on tokio's clock.
     pub fn new(quotas: impl Into<Quotas>, key: F) -> Self {
         Self::with_pacer(Pacer::new(quotas), key)
     }

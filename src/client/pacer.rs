@@ -12,7 +12,7 @@ use super::PaceError;
 use super::clock::TokioClock;
 use super::hints::RateLimitHints;
 use super::mode::{PacingMode, default_margin};
-use super::window::{Booked, Limit, Log};
+use super::window::{Booked, Limit, Log, Rule};
 use crate::CheckError;
 use crate::clock::{Clock, MAX_NOW_NS, capped_now_ns};
 use crate::quota::{MAX_QUOTAS, Quotas};
@@ -29,7 +29,7 @@ struct Entry {
 // A client talks to few hosts or API keys: a read-mostly lock around a std map is simple
 // and cheap here; the decisions themselves are lock-free CASes on the cells.
 type Map<K> = RwLock<HashMap<K, Arc<Entry>>>;
-// The window modes' sliding logs: a short critical section per booking.
+// The log modes' sliding logs: a short critical section per booking.
 type LogMap<K> = RwLock<HashMap<K, Arc<Mutex<LogEntry>>>>;
 
 /// Keys tracked before inserts start sweeping expired ones.
@@ -37,8 +37,10 @@ const SWEEP_FLOOR: usize = 1024;
 
 /// Books slots in the future for outgoing requests: one state per key (host, API key);
 /// a request that may not go now is given the earliest instant it may, instead of a
-/// denial. How slots are booked is the [`PacingMode`]: by default window-safe (at most
-/// `n` requests in any interval of `w + margin` per quota), or GCRA, or evenly spaced.
+/// denial. How slots are booked is the [`PacingMode`]: by default safe against every
+/// server algorithm ([`PacingMode::Safe`]: at most `n` requests in any interval of
+/// `w + margin` per quota, and admitted by sliding-window counters of any alignment),
+/// or window-safe only, evenly spaced, or GCRA.
 ///
 /// Callers are served in booking order (FIFO) and each wakes exactly when its slot
 /// comes, so nobody is woken just to be refused (no thundering herd). Dropping a
@@ -48,23 +50,25 @@ const SWEEP_FLOOR: usize = 1024;
 /// The booking is the instant the request is sent, which is what the server counts
 /// (plus the network delay, whose variation the margin absorbs).
 ///
-/// Memory per key: in the window modes, 16 bytes per distinct send instant still inside
-/// the longest window (at most its `n`, fewer when requests go in bursts) plus one per
-/// request waiting for its slot; a quota above 4096 per window is paced as `n/k` per
-/// `w/k` (`k = ceil(n / 4096)`), which keeps the bound and the long-run rate with at
-/// most 4096 entries (measured, `memory_per_key` in `client/window.rs`: Claid's quotas at
-/// full rate 640 bytes a key, one request per 500 ms 2.2 KB, 10 000 a day spread over
-/// the day 64 KB). In GCRA mode, one 16-byte word. A key is forgotten once nothing
-/// it sent can bind any more (the longest window plus margin has passed), when the
-/// table has grown past 1024 keys.
+/// Memory per key: in the log modes, 16 bytes per distinct send instant still inside
+/// the longest window (at most its `n`, fewer when requests go in bursts; in `Safe`
+/// mode twice the longest window, at most about `2n`) plus one per request waiting for
+/// its slot; a quota above 4096 per window is paced as `n/k` per `w/k`
+/// (`k = ceil(n / 4096)`), which keeps the bound and the long-run rate with at most 4096
+/// entries (measured, `memory_per_key` in `client/window.rs`: Claid's quotas at full
+/// rate 696 bytes a key in `Window` mode, 4.3 KB in `Safe` mode; one request per 500 ms
+/// 2.2 KB / 4.3 KB; 10 000 a day spread over the day 64 KB in both). In GCRA mode, one
+/// 16-byte word. A key is forgotten once nothing it sent can bind any more (the longest
+/// window plus margin has passed; in `Safe` mode twice the window plus margin), when
+/// the table has grown past 1024 keys.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
 /// use tower_ratelimit::{Quotas, client::{Pacer, PacingMode}};
-/// // Window-safe (the default): Claid's 4/s as 4 per 1.02 s (2% margin).
-/// let pacer = Pacer::new(Quotas::claid());
+/// // Window-safe only: Claid's 4/s as 4 per 1.02 s (2% margin).
+/// let pacer = Pacer::with_mode(Quotas::claid(), PacingMode::Window);
 /// let slots: Vec<_> = (0..6).map(|_| pacer.reserve(&"api-key", 1, None).unwrap()).collect();
 /// assert_eq!(slots[3].wait(), Duration::ZERO);
 /// assert_eq!(slots[4].wait(), Duration::from_millis(1020));
@@ -75,6 +79,14 @@ const SWEEP_FLOOR: usize = 1024;
 /// for slot in slots {
 ///     slot.commit(); // sent: the slot is used
 /// }
+/// // The default, safe against every server: 4 at once, then spread as a
+/// // sliding-window counter of any alignment admits (the next just past 1.02 s).
+/// let safe = Pacer::new(Quotas::claid());
+/// assert_eq!(safe.mode(), PacingMode::Safe);
+/// let slots: Vec<_> = (0..6).map(|_| safe.reserve(&"api-key", 1, None).unwrap()).collect();
+/// assert_eq!(slots[3].wait(), Duration::ZERO);
+/// assert_eq!(slots[4].wait(), Duration::from_nanos(1_020_000_001));
+/// assert_eq!(slots[5].wait(), Duration::from_nanos(1_270_000_001));
 /// // GCRA, for servers known to count that way: a burst of 4, then one every 250 ms.
 /// let gcra = Pacer::builder(Quotas::claid()).mode(PacingMode::Gcra).build();
 /// let slots: Vec<_> = (0..6).map(|_| gcra.reserve(&"api-key", 1, None).unwrap()).collect();
@@ -112,13 +124,13 @@ pub struct PacerBuilder<C = TokioClock> {
 }
 
 impl<C: Clock> PacerBuilder<C> {
-    /// How slots are booked (default [`PacingMode::Window`]).
+    /// How slots are booked (default [`PacingMode::Safe`]).
     pub fn mode(mut self, mode: PacingMode) -> Self {
         self.mode = mode;
         self
     }
 
-    /// The jitter margin added to every quota window in the window modes (default
+    /// The jitter margin added to every quota window in the log modes (default
     /// [`default_margin`](super::default_margin) of each window: 2%, at most 50 ms).
     pub fn margin(mut self, margin: Duration) -> Self {
         self.margin = Some(margin);
@@ -182,7 +194,8 @@ impl<K> Pacer<K, TokioClock>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    /// A window-safe pacer over `quotas` on tokio's clock, with the default margin.
+    /// A pacer over `quotas` in the default mode ([`PacingMode::Safe`]) on tokio's
+    /// clock, with the default margin.
     pub fn new(quotas: impl Into<Quotas>) -> Arc<Self> {
         Pacer::builder(quotas).build()
     }
@@ -196,7 +209,7 @@ where
 // Not generic in the key, so `Pacer::builder(..)` needs no annotation: the key type is
 // chosen by `build`.
 impl Pacer<(), TokioClock> {
-    /// Starts a [`PacerBuilder`] (window mode, default margin, tokio's clock).
+    /// Starts a [`PacerBuilder`] (default mode, default margin, tokio's clock).
     pub fn builder(quotas: impl Into<Quotas>) -> PacerBuilder<TokioClock> {
         PacerBuilder {
             quotas: quotas.into(),
@@ -212,7 +225,7 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     C: Clock,
 {
-    /// A window-safe pacer on the given clock (see [`PacerBuilder::clock`]).
+    /// A pacer in the default mode on the given clock (see [`PacerBuilder::clock`]).
     pub fn with_clock(quotas: impl Into<Quotas>, clock: C) -> Arc<Self> {
         PacerBuilder {
             quotas: quotas.into(),
@@ -231,6 +244,15 @@ where
     /// How slots are booked.
     pub fn mode(&self) -> PacingMode {
         self.mode
+    }
+
+    /// The sliding log's rule for the mode (not called in GCRA mode).
+    fn rule(&self) -> Rule {
+        match self.mode {
+            PacingMode::Window => Rule::Window,
+            PacingMode::Even => Rule::Even,
+            PacingMode::Safe | PacingMode::Gcra => Rule::Safe,
+        }
     }
 
     /// Number of keys tracked.
@@ -287,7 +309,7 @@ where
         }
     }
 
-    /// The sliding log of `key` (window modes), created on first use; idle logs are
+    /// The sliding log of `key` (log modes), created on first use; idle logs are
     /// swept once the table has grown past [`SWEEP_FLOOR`].
     fn log(&self, key: &K, now_ns: u64) -> Arc<Mutex<LogEntry>> {
         if let Some(e) = self
@@ -311,7 +333,7 @@ where
         }
         Arc::clone(logs.entry(key.clone()).or_insert_with(|| {
             Arc::new(Mutex::new(LogEntry {
-                log: Log::new(self.limits.clone()),
+                log: Log::new(self.limits.clone(), self.rule()),
                 dead: false,
             }))
         }))
@@ -353,7 +375,6 @@ where
         let max_ns = max_wait.map_or(u64::MAX, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
         });
-        let even = self.mode == PacingMode::Even;
         loop {
             let now = self.now_ns();
             let entry = self.log(key, now);
@@ -373,7 +394,7 @@ where
                     max_cost: u32::try_from(max_cost).unwrap_or(u32::MAX),
                 }));
             }
-            return match e.log.book(now, u64::from(cost), even, max_ns) {
+            return match e.log.book(now, u64::from(cost), max_ns) {
                 Ok(booked) => {
                     drop(e);
                     Ok(Reservation {
@@ -485,7 +506,7 @@ where
     /// spend quota the server has already counted: each of the pacer's quotas that the
     /// hints name (by policy name, or draft-03's first `RateLimit-Limit` item, which is
     /// the limit of the policy closest to exhaustion) is set to at most that many
-    /// remaining, until the reported reset (window modes; GCRA mode spreads them at the
+    /// remaining, until the reported reset (log modes; GCRA mode spreads them at the
     /// quota's rate). Only ever makes the pacer stricter.
     pub fn sync(&self, key: &K, hints: &RateLimitHints) {
         let reported = self.reported(hints);
@@ -536,7 +557,7 @@ where
 
     /// Replaces the quotas for `key` by those the server advertises (e.g.
     /// [`RateLimitHints::quotas`]), keeping what was already sent: it still counts
-    /// under the new quotas. Window modes only; returns whether they were adopted (a
+    /// under the new quotas. Log modes only; returns whether they were adopted (a
     /// GCRA pacer keeps one quota set for all keys).
     pub fn adopt(&self, key: &K, quotas: &Quotas) -> bool {
         if self.mode == PacingMode::Gcra {
@@ -590,7 +611,7 @@ enum Slot {
 /// then send and [`commit`](Reservation::commit).
 ///
 /// Dropping it uncommitted gives the slot back when that provably cannot let a later
-/// request break a quota. In the window modes that is always: the sliding log holds
+/// request break a quota. In the log modes that is always: the sliding log holds
 /// exactly the requests sent or waiting, and a newcomer still queues after every
 /// waiting one, so it takes the freed capacity only where the bound allows. In GCRA
 /// mode only when no later booking is admitted later than this one (the tail of the
