@@ -71,8 +71,12 @@ pub enum PacingMode {
     /// request is booked no earlier than a sliding-window counter of each quota would
     /// admit it, whatever the counter's alignment. A fresh key bursts (Claid: 4 at
     /// once), then requests are spread as such a counter requires (Claid: the next 4
-    /// at 1.02, 1.27, 1.52, 1.77 s; after 120 in the first minute, 2/s). Quotas above
-    /// 4096 per window are paced evenly instead, `(w + m) / n` apart.
+    /// at 1.02, 1.27, 1.52, 1.77 s; after 120 in the first minute, 2/s). Fast quotas,
+    /// whose exact check would cost more than about 1% of a core at full rate (`n² / w`
+    /// above 65 536 per second, e.g. 1000/s; not 120/min or 4000/h), and quotas above
+    /// 4096 per window are paced evenly instead, `(w + m) / n` apart: no burst, no
+    /// counter refuses them. A booking costs about 50 µs of CPU at 120/min, under
+    /// 1 µs when paced evenly.
     #[default]
     Safe,
     /// Window-safe: an exact sliding log per key of the last booked send instants; a

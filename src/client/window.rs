@@ -37,7 +37,9 @@
 //! why ages within the margin count in full.
 //!
 //! Limits scaled above [`MAX_SLOTS`] are not checked this way (the log holds scaled
-//! units); they are paced more than `(w + margin) / quota` apart, and a stream with at
+//! units), nor are fast ones, whose checks would cost more than about 1% of a core at
+//! full rate (`n² / w` above [`COUNTER_BUDGET`] per second: 1000/s is fast, 120/min and
+//! 4000/h are not); they are paced more than `(w + margin) / quota` apart, and a stream with at
 //! least that spacing is admitted by every counter: the `j`-th newest request is at
 //! least `j` spacings old, and the weighted sum of such a stream, ages less the margin,
 //! is at most `(w + margin) / spacing < n`.
@@ -70,6 +72,10 @@ use std::collections::VecDeque;
 
 /// Limits above this many units per span are scaled down (see the module docs).
 pub(crate) const MAX_SLOTS: u64 = 4096;
+
+/// Most `n² / w` (per second) whose sliding-window counters [`Rule::Safe`] checks
+/// exactly ([`Limit::counter_checked`]).
+const COUNTER_BUDGET: u64 = 65_536;
 
 /// At most `n` units in any interval of `span` ns; in [`Rule::Safe`] also admitted by
 /// a sliding-window counter of `quota` units per `window` ns at any alignment.
@@ -115,6 +121,18 @@ impl Limit {
     /// Whether the limit was scaled down (see the module docs).
     fn is_scaled(&self) -> bool {
         self.quota != self.n
+    }
+
+    /// Whether [`Rule::Safe`] checks this quota's counters exactly; if not, it paces the
+    /// quota evenly (which no counter refuses). A check scans the runs of the last two
+    /// windows (about `2n`) some 40 times, and a quota books `n` per window, so the work
+    /// per second grows as `n² / w`: exact while that stays at most [`COUNTER_BUDGET`]
+    /// (about 1% of a core at full rate), even above (a 1000/s quota, not 120/min or
+    /// 4000/h).
+    fn counter_checked(&self) -> bool {
+        !self.is_scaled()
+            && u128::from(self.quota) * u128::from(self.quota) * 1_000_000_000
+                <= u128::from(COUNTER_BUDGET) * u128::from(self.window)
     }
 
     /// The spacing of an evenly paced stream within this limit.
@@ -191,7 +209,7 @@ impl Log {
         self.limits
             .iter()
             .map(|l| match self.rule {
-                Rule::Safe if !l.is_scaled() => l.span.max(l.counter_horizon()),
+                Rule::Safe if l.counter_checked() => l.span.max(l.counter_horizon()),
                 _ => l.span,
             })
             .max()
@@ -219,12 +237,12 @@ impl Log {
             let spacing = match self.rule {
                 Rule::Window => 0,
                 Rule::Even => self.limits.iter().map(Limit::spacing).max().unwrap_or(0),
-                // A scaled limit's counter is not checked: it is paced evenly instead,
-                // which no counter of it refuses (the module docs).
+                // A scaled or fast limit's counter is not checked: it is paced evenly
+                // instead, which no counter of it refuses (the module docs).
                 Rule::Safe => self
                     .limits
                     .iter()
-                    .filter(|l| l.is_scaled())
+                    .filter(|l| !l.counter_checked())
                     .map(|l| l.window.saturating_add(l.margin).div_ceil(l.quota) + 1)
                     .max()
                     .unwrap_or(0),
@@ -248,7 +266,7 @@ impl Log {
         if self.rule == Rule::Safe {
             // Each counter admits from some instant on (its weights only fall as time
             // passes), so raising `a` for one never breaks another already met.
-            for l in self.limits.iter().filter(|l| !l.is_scaled()) {
+            for l in self.limits.iter().filter(|l| l.counter_checked()) {
                 a = a.max(self.counter_earliest(l, a, cost));
             }
         }
@@ -633,6 +651,40 @@ mod tests {
         log.prune(last.unwrap_or(0));
         // Only the scaled span (8 h) is kept: 3333 runs and the one at its edge.
         assert!(log.runs() <= 3335, "{}", log.runs());
+    }
+
+    /// Which quotas the safe rule checks exactly: work per second grows as `n² / w`.
+    #[test]
+    fn fast_quotas_are_paced_evenly_and_no_counter_refuses_them() {
+        assert!(Limit::new(4, S, 20 * MS).counter_checked());
+        assert!(Limit::new(120, 60 * S, 50 * MS).counter_checked());
+        assert!(Limit::new(256, S, 0).counter_checked(), "n² / w = 65 536");
+        assert!(Limit::new(5000, 3600 * S, 50 * MS).is_scaled());
+        assert!(Limit::new(4000, 3600 * S, 50 * MS).counter_checked());
+        assert!(!Limit::new(257, S, 0).counter_checked());
+        let l = Limit::new(1000, S, 20 * MS);
+        assert!(!l.counter_checked());
+        let mut log = Log::new(vec![l], Rule::Safe);
+        let mut sent = Vec::new();
+        for _ in 0..3000u64 {
+            let b = log.book(0, 1, u64::MAX).expect("books");
+            if let Some(&(prev, _)) = sent.last() {
+                assert!(b.at - prev > MS, "no burst: {} ns apart", b.at - prev);
+            }
+            sent.push((b.at, 1));
+        }
+        assert_window_safe(&[l], &sent);
+        for offset in [0, 1, 333 * MS, 999 * MS] {
+            let jittered = arrivals(&sent, |i| (i as u64 * 7_919) % (20 * MS));
+            assert_eq!(
+                counter_refuses(&l, offset, &jittered),
+                None,
+                "offset {offset}"
+            );
+        }
+        // The log keeps one span, not the counter's two windows.
+        log.prune(sent.last().map_or(0, |&(t, _)| t));
+        assert!(log.runs() <= 1001, "{}", log.runs());
     }
 
     #[test]
