@@ -8,8 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 
-use super::{APPLICATION_JSON, 
-    ProblemJson, Rejection, Renderer, body, push_int, push_json_str, response, write_limit_phrase,
+use super::{
+    APPLICATION_JSON, ProblemJson, Rejection, Renderer, body, push_int, push_json_str, response,
+    write_limit_phrase,
 };
 
 /// Clarifai's numeric code for `CONN_THROTTLED`.

@@ -3,8 +3,9 @@
 use bytes::Bytes;
 use http::Response;
 
-use super::{PROBLEM_JSON, 
-    Rejection, RejectionKind, Renderer, body, push_int, push_json_str, response, status_title,
+use super::{
+    PROBLEM_JSON, Rejection, RejectionKind, Renderer, body, push_int, push_json_str, response,
+    status_title,
 };
 
 /// The problem type the rate-limit draft registers for quota exhaustion.
