@@ -157,6 +157,7 @@ impl<'q> Decision<'q> {
     }
 
     /// For a denied request: the quota that refused it (the one with the longest wait).
+    #[inline]
     pub fn denied_by(&self) -> Option<QuotaState<'q>> {
         self.outcome.denied.map(|(i, _)| self.state(usize::from(i)))
     }
@@ -168,14 +169,16 @@ impl<'q> Decision<'q> {
 
     /// The quota closest to exhaustion (fewest remaining requests; on a tie, the one that
     /// takes longest to refill). For a denial it is the quota that refused.
+    #[inline]
     pub fn binding(&self) -> QuotaState<'q> {
         if let Some(d) = self.denied_by() {
             return d;
         }
         let mut best = self.state(0);
-        for s in self.states().skip(1) {
-            if (s.remaining, std::cmp::Reverse(s.reset))
-                < (best.remaining, std::cmp::Reverse(best.reset))
+        for i in 1..self.quotas.len() {
+            let s = self.state(i);
+            if (s.remaining, std::cmp::Reverse(s.reset_ns))
+                < (best.remaining, std::cmp::Reverse(best.reset_ns))
             {
                 best = s;
             }
@@ -184,6 +187,7 @@ impl<'q> Decision<'q> {
     }
 
     /// The state of quota `i`. Panics if `i` is out of range; use [`Decision::states`].
+    #[inline]
     fn state(&self, i: usize) -> QuotaState<'q> {
         let p = self.quotas.params[i];
         let level = self.outcome.tats[i].saturating_sub(self.outcome.now);
@@ -196,13 +200,25 @@ impl<'q> Decision<'q> {
             index: i,
             quota: &self.quotas.as_slice()[i],
             remaining,
-            reset: self.units_to_duration(level),
-            next_available: self.units_to_duration(next),
+            // Kept as nanoseconds: most callers read only `remaining` or one duration.
+            reset_ns: self.units_to_nanos(level),
+            next_ns: self.units_to_nanos(next),
         }
     }
 
+    /// The index of the quota that refused, for a denial.
+    #[inline]
+    pub(crate) fn denied_index(&self) -> Option<usize> {
+        self.outcome.denied.map(|(i, _)| usize::from(i))
+    }
+
+    #[inline]
+    fn units_to_nanos(&self, units: u64) -> u64 {
+        units.saturating_mul(1 << self.quotas.shift)
+    }
+
     fn units_to_duration(&self, units: u64) -> Duration {
-        Duration::from_nanos(units.saturating_mul(1 << self.quotas.shift))
+        Duration::from_nanos(self.units_to_nanos(units))
     }
 }
 
@@ -212,8 +228,8 @@ pub struct QuotaState<'q> {
     index: usize,
     quota: &'q Quota,
     remaining: u64,
-    reset: Duration,
-    next_available: Duration,
+    reset_ns: u64,
+    next_ns: u64,
 }
 
 impl<'q> QuotaState<'q> {
@@ -234,11 +250,11 @@ impl<'q> QuotaState<'q> {
 
     /// Time until the quota is fully restored (its whole burst available again).
     pub fn reset(&self) -> Duration {
-        self.reset
+        Duration::from_nanos(self.reset_ns)
     }
 
     /// Time until at least one more request of cost 1 fits (zero if one fits now).
     pub fn next_available(&self) -> Duration {
-        self.next_available
+        Duration::from_nanos(self.next_ns)
     }
 }

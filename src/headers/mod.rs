@@ -49,7 +49,7 @@ mod plan;
 mod value;
 
 pub(crate) use plan::{HeaderPlan, PendingHeaders};
-use value::number;
+pub(crate) use value::{carve, number};
 
 /// `RateLimit-Policy` (current draft).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -235,7 +235,13 @@ impl PreparedHeaders {
                 }
                 // Built only from an sf-string and digits: always a valid value.
                 let prefix = &self.item_prefix[i];
-                if let Some(v) = value::with_numbers(prefix, binding.remaining(), b";t=", reset) {
+                // A client over its quota gets the same value for a second: shared.
+                let v = if decision.is_allowed() {
+                    value::with_numbers(prefix, binding.remaining(), b";t=", reset)
+                } else {
+                    value::with_numbers_repeated(prefix, binding.remaining(), b";t=", reset)
+                };
+                if let Some(v) = v {
                     headers.insert(RATELIMIT, v);
                 }
             }
@@ -288,9 +294,10 @@ pub(crate) fn retry_secs(wait: Duration) -> u64 {
 /// microsecond on Redis), so "15 per second" is full again after 1.000000005 s, and
 /// rounding that up would announce 2 s and halve the rate of a client that waits for
 /// the reset. `Retry-After` stays exact (rounded up from the nanosecond).
+#[inline]
 fn reset_secs(decision: &Decision<'_>, state: &QuotaState<'_>) -> u64 {
-    match (decision.retry_after(), decision.denied_by()) {
-        (Some(wait), Some(d)) if d.index() == state.index() => retry_secs(wait),
+    match (decision.retry_after(), decision.denied_index()) {
+        (Some(wait), Some(d)) if d == state.index() => retry_secs(wait),
         _ => ceil_secs(whole_millis(state.reset())),
     }
 }

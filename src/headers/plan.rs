@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use super::{HeaderStyle, PreparedHeaders};
-use crate::decision::{Decision, Outcome};
+use crate::decision::Outcome;
 use crate::store::generations::Generations;
 use crate::store::{Tier, Tiers};
 
@@ -67,29 +67,6 @@ impl HeaderPlan {
         if let (Some(quotas), Some(prepared)) = (plan.tiers.get(tier), plan.prepared.get(tier.0)) {
             // `prepared` was rendered from `quotas` itself: no need to compare the sets.
             prepared.apply_prepared(&outcome.attach(quotas), headers);
-        }
-    }
-
-    /// Adds the headers of a decision already in hand (its generation prepared), made by
-    /// a store against its own copy of the tier's quotas (compared before the prepared
-    /// values are trusted).
-    pub(crate) fn apply_decision(
-        &self,
-        decision: &Decision<'_>,
-        tier: Tier,
-        headers: &mut HeaderMap,
-    ) {
-        let Some(plan) = self.gens.get(decision.outcome().generation()) else {
-            return;
-        };
-        let (Some(quotas), Some(prepared)) = (plan.tiers.get(tier), plan.prepared.get(tier.0))
-        else {
-            return;
-        };
-        if std::ptr::eq(quotas, decision.quotas()) {
-            prepared.apply_prepared(decision, headers);
-        } else {
-            prepared.apply(decision, headers);
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::sync::LazyLock;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderValue;
 
 /// Size of one per-thread chunk.
@@ -22,9 +22,15 @@ thread_local! {
 
 /// A header value of the concatenation of `parts`, or `None` if it is not a valid value.
 pub(crate) fn concat(parts: &[&[u8]]) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(carve(parts, MAX_CARVED)).ok()
+}
+
+/// The concatenation of `parts` as `Bytes` carved from the per-thread chunk (no
+/// allocation of its own), or allocated on its own when longer than `max`.
+pub(crate) fn carve(parts: &[&[u8]], max: usize) -> Bytes {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    if len > MAX_CARVED {
-        return HeaderValue::from_bytes(&parts.concat()).ok();
+    if len > max.min(CHUNK) {
+        return Bytes::from(parts.concat());
     }
     let carved = CHUNK_BUF.try_with(|cell| {
         // Never contended (one thread, no re-entry); if it were, fall back below.
@@ -38,9 +44,9 @@ pub(crate) fn concat(parts: &[&[u8]]) -> Option<HeaderValue> {
         Some(buf.split().freeze())
     });
     match carved {
-        Ok(Some(bytes)) => HeaderValue::from_maybe_shared(bytes).ok(),
+        Ok(Some(bytes)) => bytes,
         // During thread teardown, or on the impossible re-entry.
-        _ => HeaderValue::from_bytes(&parts.concat()).ok(),
+        _ => Bytes::from(parts.concat()),
     }
 }
 
@@ -54,6 +60,70 @@ pub(crate) fn with_numbers(prefix: &[u8], a: u64, mid: &[u8], b: u64) -> Option<
         mid,
         ib.format(b).as_bytes(),
     ])
+}
+
+/// [`with_numbers`] for values that tend to repeat (those of denials): the last one made
+/// on this thread is shared when it has the same bytes.
+pub(crate) fn with_numbers_repeated(
+    prefix: &[u8],
+    a: u64,
+    mid: &[u8],
+    b: u64,
+) -> Option<HeaderValue> {
+    let mut ia = itoa::Buffer::new();
+    let mut ib = itoa::Buffer::new();
+    concat_cached(
+        &LAST_WITH_NUMBERS,
+        &[
+            prefix,
+            ia.format(a).as_bytes(),
+            mid,
+            ib.format(b).as_bytes(),
+        ],
+    )
+}
+
+thread_local! {
+    /// The last value each caller made on this thread: consecutive responses often carry
+    /// the same one (every 429 of a client over its quota says `r=0;t=<wait>` for a whole
+    /// second), and then it is shared instead of carved again.
+    static LAST_WITH_NUMBERS: RefCell<Option<HeaderValue>> = const { RefCell::new(None) };
+    static LAST_NUMBER: RefCell<Option<HeaderValue>> = const { RefCell::new(None) };
+}
+
+/// [`concat`], reusing `last` when it holds exactly these bytes (compared, never assumed).
+fn concat_cached(
+    last: &'static std::thread::LocalKey<RefCell<Option<HeaderValue>>>,
+    parts: &[&[u8]],
+) -> Option<HeaderValue> {
+    // Assembled on the stack, so the comparison is one `memcmp`.
+    let mut buf = [0u8; 64];
+    let mut len = 0;
+    for p in parts {
+        let end = len + p.len();
+        let Some(dst) = buf.get_mut(len..end) else {
+            return concat(parts);
+        };
+        dst.copy_from_slice(p);
+        len = end;
+    }
+    let bytes = &buf[..len];
+    let hit = last.try_with(|cell| {
+        let cached = cell.try_borrow().ok()?;
+        let cached = cached.as_ref()?;
+        (cached.as_bytes() == bytes).then(|| cached.clone())
+    });
+    if let Ok(Some(v)) = hit {
+        return Some(v);
+    }
+    let v = concat(&[bytes])?;
+    // Best effort: during thread teardown nothing is cached.
+    let _ = last.try_with(|cell| {
+        if let Ok(mut cached) = cell.try_borrow_mut() {
+            *cached = Some(v.clone());
+        }
+    });
+    Some(v)
 }
 
 /// How many small numbers are kept as ready-made values.
@@ -83,7 +153,8 @@ static NUMBERS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 pub(crate) fn number(n: u64) -> HeaderValue {
     match usize::try_from(n) {
         Ok(i) if i < SMALL => NUMBERS[i].clone(),
-        _ => concat(&[itoa::Buffer::new().format(n).as_bytes()]).unwrap_or_else(|| n.into()),
+        _ => concat_cached(&LAST_NUMBER, &[itoa::Buffer::new().format(n).as_bytes()])
+            .unwrap_or_else(|| n.into()),
     }
 }
 
@@ -111,6 +182,27 @@ mod tests {
                 format!("\"burst\";r={i};t={}", i * 7).as_bytes()
             );
         }
+    }
+
+    #[test]
+    fn cached_values_are_reused_only_for_the_same_bytes() {
+        let a = with_numbers_repeated(b"\"a\";r=", 0, b";t=", 3600).expect("valid");
+        let b = with_numbers_repeated(b"\"a\";r=", 0, b";t=", 3600).expect("valid");
+        assert_eq!(a.as_bytes().as_ptr(), b.as_bytes().as_ptr(), "shared");
+        // Same length, other bytes; a prefix of the cached value; a longer one.
+        for (prefix, r, t) in [
+            (&b"\"b\";r="[..], 0, 3600),
+            (&b"\"a\";r="[..], 0, 360),
+            (&b"\"a\";r="[..], 0, 36000),
+            (&b"\"a\";r="[..], 1, 3600),
+        ] {
+            let v = with_numbers_repeated(prefix, r, b";t=", t).expect("valid");
+            let want = [prefix, format!("{r};t={t}").as_bytes()].concat();
+            assert_eq!(v.as_bytes(), &want[..]);
+        }
+        assert_eq!(number(3600), "3600");
+        assert_eq!(number(3601), "3601");
+        assert_eq!(number(3600), "3600");
     }
 
     #[test]

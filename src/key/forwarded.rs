@@ -227,10 +227,50 @@ pub(crate) fn node(raw: &[u8]) -> Hop {
     if raw.len() > 64 {
         return Hop::Opaque;
     }
+    // The common hop, a bare IPv4 address, without the general parser; anything else
+    // (ports, IPv6, leading zeros) takes the general path, which decides as before.
+    if let Some(ip) = dotted_quad(raw) {
+        return Hop::Addr(IpAddr::V4(ip));
+    }
     std::str::from_utf8(raw)
         .ok()
         .and_then(address)
         .map_or(Hop::Opaque, |ip| Hop::Addr(canonical(ip)))
+}
+
+/// `a.b.c.d` with decimal octets of one to three digits, no leading zero, each at most
+/// 255: a subset of what `Ipv4Addr`'s parser accepts, read to the same address.
+fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    let mut n: u16 = 0;
+    let mut digits = 0;
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                if digits > 0 && n == 0 {
+                    return None;
+                }
+                n = n * 10 + u16::from(c - b'0');
+                digits += 1;
+                if n > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && i < 3 => {
+                octets[i] = n as u8;
+                i += 1;
+                n = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if i != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = n as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 fn address(s: &str) -> Option<IpAddr> {
@@ -273,6 +313,39 @@ fn trim(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotted_quads_read_as_the_general_parser_does() {
+        for s in [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4:80",
+            "1.2.3.0004",
+            "10.0.0.255",
+            "9.99.199.249",
+            "1000.1.1.1",
+            "",
+        ] {
+            let want = s.parse::<Ipv4Addr>().ok();
+            let got = dotted_quad(s.as_bytes());
+            if got.is_some() {
+                assert_eq!(got, want, "{s:?}");
+            }
+            assert_eq!(
+                node(s.as_bytes()),
+                address(s).map_or(Hop::Opaque, |ip| Hop::Addr(canonical(ip))),
+                "{s:?}"
+            );
+        }
+    }
     use http::HeaderValue;
 
     fn headers(name: &HeaderName, lines: &[&[u8]]) -> HeaderMap {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::RETRY_AFTER;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 
 use super::event::{Counters, DecisionEvent, Verdict};
 use crate::decision::Outcome;
@@ -265,7 +265,9 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         let mut res = self.render(RejectionKind::Denied(decision), req);
         let g = outcome.generation();
         if self.plan.prepare(g, || self.store.tiers_of(g).clone()) {
-            self.plan.apply_decision(&decision, tier, res.headers_mut());
+            // The plan's copy of the tier was cloned from this generation's set, as on
+            // the admitted path: its prepared values apply without comparing the sets.
+            self.plan.apply(outcome, tier, res.headers_mut());
         }
         Resolution::Reject(res)
     }
@@ -285,8 +287,9 @@ impl<E: KeyExtractor, S: Store<E::Key>> Shared<E, S> {
         let rejection = Rejection::new(kind, req.method(), req.uri(), req.headers());
         let mut res = self.renderer.render(&rejection);
         if let Some(secs) = rejection.retry_after_secs() {
+            // From the table of small numbers: no allocation.
             res.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(secs));
+                .insert(RETRY_AFTER, crate::headers::number(secs));
         }
         res
     }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
-use super::{ProblemJson, Rejection, RejectionKind, Renderer, response};
+use super::{APPLICATION_JSON, ProblemJson, Rejection, RejectionKind, Renderer, response};
 
 /// The body Claid's documentation shows, byte for byte (compact JSON).
 pub(crate) const CLAID_BODY: &str = r#"{"detail":{"error_code":"2001","error_type":"general","error_message":"Too Many Requests. Rate limit exceeded."}}"#;
@@ -39,7 +39,7 @@ impl Renderer for Claid {
         }
         response(
             StatusCode::TOO_MANY_REQUESTS,
-            "application/json",
+            APPLICATION_JSON,
             Bytes::from_static(CLAID_BODY.as_bytes()),
         )
     }

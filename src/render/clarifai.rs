@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::{
-    ProblemJson, Rejection, Renderer, push_int, push_json_str, response, write_limit_phrase,
+    APPLICATION_JSON, ProblemJson, Rejection, Renderer, body, push_int, push_json_str, response,
+    write_limit_phrase,
 };
 
 /// Clarifai's numeric code for `CONN_THROTTLED`.
@@ -65,29 +66,30 @@ impl Renderer for Clarifai {
         let Some(denying) = rejection.denying() else {
             return ProblemJson::new().render(rejection);
         };
-        // Written by hand around `serde_json`'s string escaping: one allocation.
-        let mut out = Vec::with_capacity(192);
-        out.extend_from_slice(br#"{"status":{"code":"#);
-        if self.numeric_code {
-            push_int(&mut out, u64::from(CONN_THROTTLED_CODE));
-        } else {
-            out.extend_from_slice(br#""CONN_THROTTLED""#);
-        }
-        out.extend_from_slice(
-            br#","description":"Making too many requests","details":"exceeded limit of "#,
-        );
-        write_limit_phrase(&mut out, denying.quota());
-        out.extend_from_slice(br#"","req_id":"#);
-        match echoable_request_id(rejection.headers().get("x-request-id")) {
-            Some(id) => push_json_str(&mut out, id),
-            None => {
-                out.push(b'"');
-                write_fresh_request_id(&mut out);
-                out.push(b'"');
+        // Written by hand around `serde_json`'s string escaping, into a per-thread buffer.
+        let out = body(|out| {
+            out.extend_from_slice(br#"{"status":{"code":"#);
+            if self.numeric_code {
+                push_int(out, u64::from(CONN_THROTTLED_CODE));
+            } else {
+                out.extend_from_slice(br#""CONN_THROTTLED""#);
             }
-        }
-        out.extend_from_slice(b"}}");
-        response(StatusCode::TOO_MANY_REQUESTS, "application/json", out)
+            out.extend_from_slice(
+                br#","description":"Making too many requests","details":"exceeded limit of "#,
+            );
+            write_limit_phrase(out, denying.quota());
+            out.extend_from_slice(br#"","req_id":"#);
+            match echoable_request_id(rejection.headers().get("x-request-id")) {
+                Some(id) => push_json_str(out, id),
+                None => {
+                    out.push(b'"');
+                    write_fresh_request_id(out);
+                    out.push(b'"');
+                }
+            }
+            out.extend_from_slice(b"}}");
+        });
+        response(StatusCode::TOO_MANY_REQUESTS, APPLICATION_JSON, out)
     }
 }
 

@@ -63,7 +63,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 
 use crate::decision::{Decision, QuotaState};
 use crate::error::{CheckError, StoreError};
@@ -164,6 +164,9 @@ impl<'a> From<&'a KeyError> for RejectionKind<'a> {
 #[derive(Debug)]
 pub struct Rejection<'a> {
     kind: RejectionKind<'a>,
+    /// For a denial, the policy that refused: derived once, read by the renderer and the
+    /// middleware.
+    denying: Option<QuotaState<'a>>,
     method: &'a Method,
     uri: &'a Uri,
     headers: &'a HeaderMap,
@@ -178,8 +181,14 @@ impl<'a> Rejection<'a> {
         uri: &'a Uri,
         headers: &'a HeaderMap,
     ) -> Self {
+        let kind = kind.into();
+        let denying = match &kind {
+            RejectionKind::Denied(d) => Some(d.denied_by().unwrap_or_else(|| d.binding())),
+            _ => None,
+        };
         Rejection {
-            kind: kind.into(),
+            kind,
+            denying,
             method,
             uri,
             headers,
@@ -232,8 +241,7 @@ impl<'a> Rejection<'a> {
     /// For a denial, the policy that refused the request (the binding one if the
     /// decision admitted it, so a renderer of a denial never has to handle "no policy").
     pub fn denying(&self) -> Option<QuotaState<'a>> {
-        self.decision()
-            .map(|d| d.denied_by().unwrap_or_else(|| d.binding()))
+        self.denying
     }
 
     /// For a denial, every policy that would refuse this request now (fewer remaining
@@ -371,12 +379,25 @@ pub(crate) fn write_limit_phrase(out: &mut Vec<u8>, quota: &Quota) {
         b" requests per "
     });
     let ns = quota.window().as_nanos().max(1);
-    let (size, unit) = UNITS
-        .iter()
-        .copied()
-        .find(|(size, _)| ns.is_multiple_of(*size))
-        .unwrap_or((1, "nanosecond"));
-    let k = ns / size;
+    // 128-bit division is a library call: windows under 584 years take the 64-bit path.
+    let (k, unit) = match u64::try_from(ns) {
+        Ok(ns) => {
+            let (size, unit) = UNITS
+                .iter()
+                .copied()
+                .find(|(size, _)| ns.is_multiple_of(*size as u64))
+                .unwrap_or((1, "nanosecond"));
+            (u128::from(ns / size as u64), unit)
+        }
+        Err(_) => {
+            let (size, unit) = UNITS
+                .iter()
+                .copied()
+                .find(|(size, _)| ns.is_multiple_of(*size))
+                .unwrap_or((1, "nanosecond"));
+            (ns / size, unit)
+        }
+    };
     if k != 1 {
         out.extend_from_slice(itoa::Buffer::new().format(k).as_bytes());
         out.push(b' ');
@@ -393,6 +414,15 @@ pub(crate) fn push_int(out: &mut Vec<u8>, n: u64) {
 
 /// `s` as a JSON string (quoted and escaped by `serde_json`).
 pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // What `serde_json` escapes: `"`, `\` and control characters. Names and ids seldom
+    // hold any, and then the string is copied as is.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing a `&str` into a `Vec` cannot fail; on the impossible error, an empty string
     // keeps the document valid.
     if serde_json::to_writer(&mut *out, s).is_err() {
@@ -400,21 +430,79 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Longest body carved from the per-thread chunk; longer ones get an allocation of their own.
+const MAX_CARVED_BODY: usize = 1024;
+
+thread_local! {
+    /// Where bodies are written before they are carved: keeps its capacity, so writing a
+    /// body allocates nothing.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The last body made on this thread: a client over its quota gets the same body
+    /// for a second, shared instead of copied again.
+    static LAST_BODY: std::cell::RefCell<Bytes> = const { std::cell::RefCell::new(Bytes::new()) };
+}
+
+/// A body written by `write`, without an allocation of its own (bodies are copied into a
+/// shared per-thread chunk, see `headers::value`).
+pub(crate) fn body(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut write = Some(write);
+    let carved = SCRATCH.try_with(|cell| {
+        let mut out = cell.try_borrow_mut().ok()?;
+        out.clear();
+        (write.take()?)(&mut out);
+        let bytes = LAST_BODY
+            .try_with(|last| {
+                let mut last = last.try_borrow_mut().ok()?;
+                if last[..] == out[..] {
+                    return Some(last.clone());
+                }
+                let bytes = crate::headers::carve(&[&out], MAX_CARVED_BODY);
+                // Only carved bodies are kept: a big one does not stay around.
+                if bytes.len() <= MAX_CARVED_BODY {
+                    *last = bytes.clone();
+                }
+                Some(bytes)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| crate::headers::carve(&[&out], MAX_CARVED_BODY));
+        // A rare huge body does not stay around as scratch space.
+        if out.capacity() > 4 * MAX_CARVED_BODY {
+            *out = Vec::new();
+        }
+        Some(bytes)
+    });
+    match (carved, write) {
+        (Ok(Some(bytes)), _) => bytes,
+        // During thread teardown, or re-entered (a renderer rendering inside a renderer).
+        (_, Some(write)) => {
+            let mut out = Vec::with_capacity(256);
+            write(&mut out);
+            Bytes::from(out)
+        }
+        (_, None) => Bytes::new(),
+    }
+}
+
+// Content types as constants: `HeaderValue::from_static` validates every byte when it
+// runs, and in a `const` it runs at compile time.
 /// The `content-type` of plain-text answers.
-pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+pub(crate) const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+/// The `content-type` of JSON answers.
+pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// The `content-type` of problem details (RFC 9457).
+pub(crate) const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
 
 /// A response with `status`, `content_type` and `body`: every answer the crate writes
 /// itself is built here.
 pub(crate) fn response(
     status: http::StatusCode,
-    content_type: &'static str,
+    content_type: HeaderValue,
     body: impl Into<Bytes>,
 ) -> Response<Bytes> {
     let mut res = Response::new(body.into());
     *res.status_mut() = status;
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
+    res.headers_mut()
+        .insert(http::header::CONTENT_TYPE, content_type);
     res
 }

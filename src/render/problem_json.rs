@@ -3,7 +3,10 @@
 use bytes::Bytes;
 use http::Response;
 
-use super::{Rejection, RejectionKind, Renderer, push_int, push_json_str, response, status_title};
+use super::{
+    PROBLEM_JSON, Rejection, RejectionKind, Renderer, body, push_int, push_json_str, response,
+    status_title,
+};
 
 /// The problem type the rate-limit draft registers for quota exhaustion.
 pub const QUOTA_EXCEEDED_TYPE: &str =
@@ -50,38 +53,37 @@ impl ProblemJson {
 
 impl Renderer for ProblemJson {
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
-        // Written by hand around `serde_json`'s string escaping: one allocation.
-        let mut out = Vec::with_capacity(256);
         let status = rejection.status();
-        match rejection.kind() {
+        // Written by hand around `serde_json`'s string escaping, into a per-thread buffer.
+        let out = body(|out| match rejection.kind() {
             RejectionKind::Denied(_) => {
                 out.extend_from_slice(DENIED_PREFIX.as_bytes());
-                rejection.write_detail(&mut out);
+                rejection.write_detail(out);
                 out.extend_from_slice(br#"","violated-policies":["#);
                 for (i, s) in rejection.violated().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    push_json_str(&mut out, s.quota().name());
+                    push_json_str(out, s.quota().name());
                 }
                 out.extend_from_slice(b"]}");
             }
             RejectionKind::Unavailable(_) | RejectionKind::TooManyKeys { .. } => {
                 out.extend_from_slice(UNAVAILABLE_PREFIX.as_bytes());
-                push_int(&mut out, u64::from(status.as_u16()));
-                write_detail_member(&mut out, rejection);
+                push_int(out, u64::from(status.as_u16()));
+                write_detail_member(out, rejection);
             }
             RejectionKind::MissingKey { .. }
             | RejectionKind::CostTooHigh { .. }
             | RejectionKind::UnknownPlan { .. } => {
                 out.extend_from_slice(br#"{"type":"about:blank","title":"#);
-                push_json_str(&mut out, status_title(status));
+                push_json_str(out, status_title(status));
                 out.extend_from_slice(br#","status":"#);
-                push_int(&mut out, u64::from(status.as_u16()));
-                write_detail_member(&mut out, rejection);
+                push_int(out, u64::from(status.as_u16()));
+                write_detail_member(out, rejection);
             }
-        }
-        response(status, "application/problem+json", out)
+        });
+        response(status, PROBLEM_JSON, out)
     }
 }
 

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::Response;
 
-use super::{Rejection, Renderer, TEXT_PLAIN, response, status_title};
+use super::{Rejection, Renderer, TEXT_PLAIN, body, response, status_title};
 
 /// `text/plain; charset=utf-8` and one line, the status phrase and the
 /// [detail](Rejection::detail), with the [status](Rejection::status) of the rejection:
@@ -27,11 +27,12 @@ impl Text {
 impl Renderer for Text {
     fn render(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
         let status = rejection.status();
-        let mut out = Vec::with_capacity(96);
-        out.extend_from_slice(status_title(status).as_bytes());
-        out.extend_from_slice(b": ");
-        rejection.write_detail(&mut out);
-        out.push(b'\n');
+        let out = body(|out| {
+            out.extend_from_slice(status_title(status).as_bytes());
+            out.extend_from_slice(b": ");
+            rejection.write_detail(out);
+            out.push(b'\n');
+        });
         response(status, TEXT_PLAIN, out)
     }
 }
