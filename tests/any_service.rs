@@ -112,17 +112,21 @@ async fn a_box_service_behind_a_buffer_over_loopback() {
     assert_eq!(calls.load(SeqCst), 3);
 }
 
-/// A service whose state and futures are `!Send` (`Rc`), served over loopback from a
-/// `LocalSet` on one thread: the limiter adds no `Send` bound.
-#[test]
-fn a_not_send_service_on_a_local_set_over_loopback() {
+/// Runs `f` on a `LocalSet` of a one-thread runtime (so it may spawn `!Send` tasks).
+fn on_local_set<T>(f: impl Future<Output = T>) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let local = tokio::task::LocalSet::new();
+    tokio::task::LocalSet::new().block_on(&rt, f)
+}
+
+/// A service whose state and futures are `!Send` (`Rc`), served over loopback from a
+/// `LocalSet` on one thread: the limiter adds no `Send` bound.
+#[test]
+fn a_not_send_service_on_a_local_set_over_loopback() {
     let calls = Rc::new(Cell::new(0usize));
-    let got = local.block_on(&rt, {
+    let got = on_local_set({
         let calls = Rc::clone(&calls);
         async move {
             let inner = service_fn(move |_req: Request<Incoming>| {
@@ -187,13 +191,8 @@ impl Store<Global> for Later {
 /// request answered after its own check, the inner service called only when admitted.
 #[test]
 fn an_async_store_needs_only_clone() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let local = tokio::task::LocalSet::new();
     let calls = Rc::new(Cell::new(0usize));
-    let got = local.block_on(&rt, {
+    let got = on_local_set({
         let calls = Rc::clone(&calls);
         async move {
             let inner = service_fn(move |req: Request<Rc<str>>| {
