@@ -49,7 +49,7 @@ mod plan;
 mod value;
 
 pub(crate) use plan::{HeaderPlan, PendingHeaders};
-pub(crate) use value::{carve, number};
+pub(crate) use value::{carve, number, reuse_last};
 
 /// `RateLimit-Policy` (current draft).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");

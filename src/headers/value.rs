@@ -83,19 +83,42 @@ pub(crate) fn with_numbers_repeated(
     )
 }
 
+/// The last value (`T`) each caller made on this thread: consecutive 429s of a client
+/// over its quota carry the same body and values (`r=0;t=<wait>`) for a whole second.
+pub(crate) type Last<T> = std::thread::LocalKey<RefCell<Option<T>>>;
+
 thread_local! {
-    /// The last value each caller made on this thread: consecutive responses often carry
-    /// the same one (every 429 of a client over its quota says `r=0;t=<wait>` for a whole
-    /// second), and then it is shared instead of carved again.
     static LAST_WITH_NUMBERS: RefCell<Option<HeaderValue>> = const { RefCell::new(None) };
     static LAST_NUMBER: RefCell<Option<HeaderValue>> = const { RefCell::new(None) };
 }
 
-/// [`concat`], reusing `last` when it holds exactly these bytes (compared, never assumed).
-fn concat_cached(
-    last: &'static std::thread::LocalKey<RefCell<Option<HeaderValue>>>,
-    parts: &[&[u8]],
-) -> Option<HeaderValue> {
+/// The value `last` holds if it has exactly `bytes` (compared, never assumed), else
+/// `make(bytes)`, which becomes `last` (best effort: none is kept during thread teardown
+/// or on re-entry).
+#[inline]
+pub(crate) fn reuse_last<T: Clone + AsRef<[u8]>, E>(
+    last: &'static Last<T>,
+    bytes: &[u8],
+    make: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<T, E> {
+    let hit = last.try_with(|cell| {
+        let cached = cell.try_borrow().ok()?;
+        cached.as_ref().filter(|c| c.as_ref() == bytes).cloned()
+    });
+    if let Ok(Some(value)) = hit {
+        return Ok(value);
+    }
+    let value = make(bytes)?;
+    let _ = last.try_with(|cell| {
+        if let Ok(mut cached) = cell.try_borrow_mut() {
+            *cached = Some(value.clone());
+        }
+    });
+    Ok(value)
+}
+
+/// [`concat`], reusing `last` when it holds exactly these bytes.
+fn concat_cached(last: &'static Last<HeaderValue>, parts: &[&[u8]]) -> Option<HeaderValue> {
     // Assembled on the stack, so the comparison is one `memcmp`.
     let mut buf = [0u8; 64];
     let mut len = 0;
@@ -107,23 +130,7 @@ fn concat_cached(
         dst.copy_from_slice(p);
         len = end;
     }
-    let bytes = &buf[..len];
-    let hit = last.try_with(|cell| {
-        let cached = cell.try_borrow().ok()?;
-        let cached = cached.as_ref()?;
-        (cached.as_bytes() == bytes).then(|| cached.clone())
-    });
-    if let Ok(Some(v)) = hit {
-        return Some(v);
-    }
-    let v = concat(&[bytes])?;
-    // Best effort: during thread teardown nothing is cached.
-    let _ = last.try_with(|cell| {
-        if let Ok(mut cached) = cell.try_borrow_mut() {
-            *cached = Some(v.clone());
-        }
-    });
-    Some(v)
+    reuse_last(last, &buf[..len], |bytes| concat(&[bytes]).ok_or(())).ok()
 }
 
 /// How many small numbers are kept as ready-made values.

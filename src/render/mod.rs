@@ -60,6 +60,7 @@
 //! assert_eq!(res.body().as_ref(), b"try again later");
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
 
 use bytes::Bytes;
@@ -362,7 +363,7 @@ pub fn limit_phrase(quota: &Quota) -> String {
 
 /// [`limit_phrase`] appended to `out` (ASCII only, nothing to escape in JSON).
 pub(crate) fn write_limit_phrase(out: &mut Vec<u8>, quota: &Quota) {
-    const UNITS: [(u128, &str); 7] = [
+    const UNITS: [(u64, &str); 7] = [
         (86_400_000_000_000, "day"),
         (3_600_000_000_000, "hour"),
         (60_000_000_000, "minute"),
@@ -378,26 +379,17 @@ pub(crate) fn write_limit_phrase(out: &mut Vec<u8>, quota: &Quota) {
     } else {
         b" requests per "
     });
-    let ns = quota.window().as_nanos().max(1);
-    // 128-bit division is a library call: windows under 584 years take the 64-bit path.
-    let (k, unit) = match u64::try_from(ns) {
-        Ok(ns) => {
-            let (size, unit) = UNITS
-                .iter()
-                .copied()
-                .find(|(size, _)| ns.is_multiple_of(*size as u64))
-                .unwrap_or((1, "nanosecond"));
-            (u128::from(ns / size as u64), unit)
-        }
-        Err(_) => {
-            let (size, unit) = UNITS
-                .iter()
-                .copied()
-                .find(|(size, _)| ns.is_multiple_of(*size))
-                .unwrap_or((1, "nanosecond"));
-            (ns / size, unit)
-        }
-    };
+    // A quota's window fits in 64 bits of nanoseconds (`Quota::new` checks), so no
+    // 128-bit division, which is a library call.
+    let ns = u64::try_from(quota.window().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let (size, unit) = UNITS
+        .iter()
+        .copied()
+        .find(|(size, _)| ns.is_multiple_of(*size))
+        .unwrap_or((1, "nanosecond"));
+    let k = ns / size;
     if k != 1 {
         out.extend_from_slice(itoa::Buffer::new().format(k).as_bytes());
         out.push(b' ');
@@ -436,52 +428,33 @@ const MAX_CARVED_BODY: usize = 1024;
 thread_local! {
     /// Where bodies are written before they are carved: keeps its capacity, so writing a
     /// body allocates nothing.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The last body made on this thread: a client over its quota gets the same body
-    /// for a second, shared instead of copied again.
-    static LAST_BODY: std::cell::RefCell<Bytes> = const { std::cell::RefCell::new(Bytes::new()) };
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static LAST_BODY: std::cell::RefCell<Option<Bytes>> = const { std::cell::RefCell::new(None) };
 }
 
-/// A body written by `write`, without an allocation of its own (bodies are copied into a
-/// shared per-thread chunk, see `headers::value`).
+/// A body written by `write`, without an allocation of its own: carved from the shared
+/// per-thread chunk (see `headers::value`), or the thread's last body if it is the same.
 pub(crate) fn body(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
-    let mut write = Some(write);
-    let carved = SCRATCH.try_with(|cell| {
-        let mut out = cell.try_borrow_mut().ok()?;
-        out.clear();
-        (write.take()?)(&mut out);
-        let bytes = LAST_BODY
-            .try_with(|last| {
-                let mut last = last.try_borrow_mut().ok()?;
-                if last[..] == out[..] {
-                    return Some(last.clone());
-                }
-                let bytes = crate::headers::carve(&[&out], MAX_CARVED_BODY);
-                // Only carved bodies are kept: a big one does not stay around.
-                if bytes.len() <= MAX_CARVED_BODY {
-                    *last = bytes.clone();
-                }
-                Some(bytes)
-            })
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| crate::headers::carve(&[&out], MAX_CARVED_BODY));
-        // A rare huge body does not stay around as scratch space.
-        if out.capacity() > 4 * MAX_CARVED_BODY {
-            *out = Vec::new();
-        }
-        Some(bytes)
-    });
-    match (carved, write) {
-        (Ok(Some(bytes)), _) => bytes,
-        // During thread teardown, or re-entered (a renderer rendering inside a renderer).
-        (_, Some(write)) => {
-            let mut out = Vec::with_capacity(256);
-            write(&mut out);
-            Bytes::from(out)
-        }
-        (_, None) => Bytes::new(),
+    // Taken for the call: a renderer rendering inside a renderer, or a call during
+    // thread teardown, writes into a fresh buffer.
+    let mut out = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    out.clear();
+    write(&mut out);
+    let carve = |bytes: &[u8]| crate::headers::carve(&[bytes], MAX_CARVED_BODY);
+    let bytes = if out.len() <= MAX_CARVED_BODY {
+        let Ok(bytes) = crate::headers::reuse_last(&LAST_BODY, &out, |b| {
+            Ok::<_, std::convert::Infallible>(carve(b))
+        });
+        bytes
+    } else {
+        // A big one is not kept as the last body.
+        carve(&out)
+    };
+    // Nor as scratch space.
+    if out.capacity() <= 4 * MAX_CARVED_BODY {
+        let _ = SCRATCH.try_with(|cell| cell.set(out));
     }
+    bytes
 }
 
 // Content types as constants: `HeaderValue::from_static` validates every byte when it
