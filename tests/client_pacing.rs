@@ -25,15 +25,7 @@ async fn gcra_mode_gets_no_429_from_a_gcra_server_at_full_rate() {
         ))
         .service(common::client());
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..N {
-        let mut svc = svc.clone();
-        let req = common::request(&server.url, &i.to_string());
-        tasks.push(tokio::spawn(async move {
-            let resp = svc.ready().await?.call(req).await?;
-            Ok::<_, tower::BoxError>(resp.status())
-        }));
-    }
+    let tasks = common::spawn_requests(&svc, &server.url, N);
     let (mut ok, mut rejected) = (0u64, 0u64);
     for t in tasks {
         match t.await.expect("task").expect("request") {
@@ -457,16 +449,7 @@ async fn a_pacer_built_from_the_advertised_policy_gets_no_429() {
     let key = b"Bearer test-key".to_vec();
     layer.pacer().sync(&key, &hints);
     let svc = ServiceBuilder::new().layer(layer).service(client);
-    let mut tasks = Vec::new();
-    for i in 0..60 {
-        let mut svc = svc.clone();
-        let req = common::request(&server.url, &i.to_string());
-        tasks.push(tokio::spawn(async move {
-            // Only the status: a response held unread keeps its stream open.
-            let resp = svc.ready().await?.call(req).await?;
-            Ok::<_, tower::BoxError>(resp.status())
-        }));
-    }
+    let tasks = common::spawn_requests(&svc, &server.url, 60);
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.expect("task").expect("sent"));

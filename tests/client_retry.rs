@@ -217,15 +217,7 @@ async fn retry_and_pace_compose() {
             ByHeader(http::header::AUTHORIZATION),
         ))
         .service(common::client());
-    let mut tasks = Vec::new();
-    for i in 0..N {
-        let mut svc = svc.clone();
-        let req = common::request(&server.url, &i.to_string());
-        tasks.push(tokio::spawn(async move {
-            let resp = svc.ready().await?.call(req).await?;
-            Ok::<_, tower::BoxError>(resp.status())
-        }));
-    }
+    let tasks = common::spawn_requests(&svc, &server.url, N);
     for t in tasks {
         assert_eq!(t.await.expect("task").expect("sent"), http::StatusCode::OK);
     }

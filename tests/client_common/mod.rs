@@ -138,6 +138,35 @@ where
     }
 }
 
+/// Spawns requests tagged `0..n` to `url`, each through its own clone of `svc` (as
+/// concurrent callers do), each task giving the response's status (only the status: a
+/// response held unread keeps its stream open).
+pub fn spawn_requests<S, B>(
+    svc: &S,
+    url: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<http::StatusCode, tower::BoxError>>>
+where
+    S: tower::Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    S::Error: Into<tower::BoxError>,
+{
+    use tower::ServiceExt;
+    (0..n)
+        .map(|i| {
+            let svc = svc.clone();
+            let req = request(url, &i.to_string());
+            tokio::spawn(async move {
+                let resp = svc.oneshot(req).await.map_err(Into::into)?;
+                Ok(resp.status())
+            })
+        })
+        .collect()
+}
+
 pub fn request(url: &str, tag: &str) -> http::Request<Full<Bytes>> {
     http::Request::get(url)
         .header("authorization", "Bearer test-key")
